@@ -1,0 +1,25 @@
+//! What both servers have in common, so that the two server crates contain
+//! nothing but their concurrency model.
+//!
+//! Everything here is plain, synchronous, single-threaded code: the wire
+//! protocol (framing, parsing, formatting), the image kernels, the fake
+//! database's values, the limits a client may not exceed, and the command
+//! line. Neither server owns any of it, which is what makes the comparison
+//! fair: the same bytes in give the same bytes out, and only *how waiting and
+//! computing are scheduled* differs.
+
+pub mod cli;
+pub mod db;
+pub mod image;
+pub mod limits;
+pub mod protocol;
+pub mod stats;
+
+/// SplitMix64, the one pseudo-random function of the wire contract: it makes
+/// the source images and the fake database's values.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,59 @@
+//! Every response line the servers send, made in one place so that both
+//! servers are byte-identical in the fields the contract requires.
+//!
+//! Each function returns the whole line, `\n` included. Servers may append
+//! their own ` key=value` fields (timings, worker numbers) through `extra`;
+//! clients ignore fields they do not know.
+
+use crate::image::ImageJob;
+use crate::protocol::RequestError;
+
+pub fn pong() -> String {
+    "PONG\n".to_string()
+}
+
+pub fn help() -> String {
+    "OK commands: PING | HELP | IMAGE <blur|edge> <width> <height> [seed] | \
+     DB <id> [delay_ms] | STATS | QUIT\n"
+        .to_string()
+}
+
+pub fn image(job: &ImageJob, checksum: u64, extra: &str) -> String {
+    format!(
+        "OK IMAGE {} {}x{} seed={} checksum={checksum:016x}{extra}\n",
+        job.op.name(),
+        job.width,
+        job.height,
+        job.seed
+    )
+}
+
+pub fn db(id: u64, value: u64) -> String {
+    format!("OK DB {id} value={value:016x}\n")
+}
+
+/// `extra` is a list of further counters, each written as ` key=value`.
+pub fn stats(open_connections: u64, requests_answered: u64, extra: &[(&str, u64)]) -> String {
+    let mut line = format!("OK STATS connections={open_connections} requests={requests_answered}");
+    for (key, value) in extra {
+        line.push_str(&format!(" {key}={value}"));
+    }
+    line.push('\n');
+    line
+}
+
+pub fn bye() -> String {
+    "BYE\n".to_string()
+}
+
+pub fn error(reason: &RequestError) -> String {
+    format!("ERR {reason}\n")
+}
+
+pub fn line_too_long() -> String {
+    "ERR line too long\n".to_string()
+}
+
+/// Sent by a server that has no room for another connection, just before it
+/// closes that connection.
+pub const BUSY: &[u8] = b"ERR busy\n";

@@ -1,0 +1,32 @@
+//! The counters behind `STATS`, shared by every thread of a server.
+//!
+//! Relaxed atomics are enough: each counter is read on its own, to report a
+//! number to a person, and no other memory is published through them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted and not yet closed (queued ones included).
+    pub open_connections: AtomicU64,
+    /// Response lines produced so far, over every connection.
+    pub requests_answered: AtomicU64,
+    /// Connections turned away with `ERR busy`.
+    pub busy_rejections: AtomicU64,
+    /// Connections closed because they sent no complete request in time.
+    pub idle_closes: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
