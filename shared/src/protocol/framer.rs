@@ -93,6 +93,15 @@ impl LineFramer {
         self.checked_line(start, end)
     }
 
+    /// Gives back buffer memory beyond what the partial line needs. An event
+    /// loop calls this when a connection goes quiet, so thousands of idle
+    /// connections do not each keep a read-sized buffer.
+    pub fn shrink(&mut self) {
+        self.buf.drain(..self.consumed);
+        self.consumed = 0;
+        self.buf.shrink_to_fit();
+    }
+
     /// Bytes held that have not been handed out yet.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.consumed

@@ -1,0 +1,4 @@
+//! `event_loop_server`: a thin shell over [`event_loop_server::main_with_args`].
+fn main() -> std::process::ExitCode {
+    event_loop_server::main_with_args(std::env::args_os().skip(1))
+}

@@ -1,0 +1,163 @@
+//! One connection, served by one worker from start to end with blocking
+//! calls: read, answer, write, repeat.
+//!
+//! This is the easy way to write a server, and that is its point: the code
+//! reads top to bottom in the order things happen, and a slow step (a
+//! database wait) is just a call that blocks. The price is that the worker
+//! can do nothing else meanwhile; with N workers, at most N clients are
+//! being served, whatever they are waiting for.
+//!
+//! Responses to pipelined requests are collected in `out` and written in one
+//! go when the worker is about to block (on a read or a database wait), so
+//! 500 requests in one packet cost one write, not 500, and come back in
+//! order because they are answered in order.
+
+use std::io::{self, ErrorKind, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shared::image::ImageScratch;
+use shared::protocol::{parse_request, response, LineFramer, LineTooLong, Request};
+use shared::stats::Counters;
+
+use crate::server::Shared;
+
+/// Past this much unsent output, write before answering more.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// What to do after a line has been answered.
+enum Next {
+    KeepServing,
+    Close,
+}
+
+struct Session<'a> {
+    stream: &'a TcpStream,
+    shared: &'a Shared,
+    scratch: &'a mut ImageScratch,
+    worker: usize,
+    out: Vec<u8>,
+    /// When the connection counts as idle: reset by every complete request,
+    /// *not* by partial bytes, so a client that trickles a line one byte at
+    /// a time is closed as surely as one that sends nothing.
+    idle_deadline: Instant,
+}
+
+/// Serves `stream` until the client leaves, quits, idles out, or breaks the
+/// line limit. Errors end only this connection, so there is nothing to
+/// report back to the caller.
+pub(crate) fn serve(stream: &TcpStream, shared: &Shared, scratch: &mut ImageScratch, worker: usize) {
+    let idle_timeout = shared.config.common.idle_timeout;
+    if stream.set_write_timeout(Some(shared.config.common.write_timeout)).is_err() {
+        return;
+    }
+    let mut session = Session {
+        stream,
+        shared,
+        scratch,
+        worker,
+        out: Vec::new(),
+        idle_deadline: Instant::now() + idle_timeout,
+    };
+    let mut framer = LineFramer::new();
+    let _ = session.serve_lines(&mut framer);
+}
+
+impl Session<'_> {
+    fn serve_lines(&mut self, framer: &mut LineFramer) -> io::Result<()> {
+        let mut reader = self.stream;
+        loop {
+            while let Some(line) = framer.next_line() {
+                if let Next::Close = self.answer(line)? {
+                    return self.flush();
+                }
+            }
+            self.flush()?;
+            let now = Instant::now();
+            if now >= self.idle_deadline {
+                Counters::add(&self.shared.counters.idle_closes, 1);
+                return Ok(());
+            }
+            reader.set_read_timeout(Some(self.idle_deadline - now))?;
+            match framer.read_from(&mut reader) {
+                Ok(0) => {
+                    // The client half-closed: its last line may lack a `\n`.
+                    if let Some(line) = framer.finish() {
+                        self.answer(line)?;
+                    }
+                    return self.flush();
+                }
+                Ok(_) => {}
+                // A read timeout; the deadline check above decides.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn answer(&mut self, line: Result<&[u8], LineTooLong>) -> io::Result<Next> {
+        let (text, next) = match line {
+            Err(LineTooLong) => (response::line_too_long(), Next::Close),
+            Ok(line) => match parse_request(line) {
+                None => return Ok(Next::KeepServing), // blank line: no answer
+                Some(Err(e)) => (response::error(&e), Next::KeepServing),
+                Some(Ok(Request::Quit)) => (response::bye(), Next::Close),
+                Some(Ok(request)) => (self.run(request)?, Next::KeepServing),
+            },
+        };
+        self.out.extend_from_slice(text.as_bytes());
+        Counters::add(&self.shared.counters.requests_answered, 1);
+        self.idle_deadline = Instant::now() + self.shared.config.common.idle_timeout;
+        if self.out.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(next)
+    }
+
+    fn run(&mut self, request: Request) -> io::Result<String> {
+        let counters = &self.shared.counters;
+        Ok(match request {
+            Request::Ping => response::pong(),
+            Request::Help => response::help(),
+            Request::Quit => response::bye(),
+            Request::Stats => response::stats(
+                Counters::get(&counters.open_connections),
+                Counters::get(&counters.requests_answered),
+                &[
+                    ("workers", self.shared.config.workers as u64),
+                    ("queued", self.shared.queued() as u64),
+                    ("busy_rejections", Counters::get(&counters.busy_rejections)),
+                    ("idle_closes", Counters::get(&counters.idle_closes)),
+                ],
+            ),
+            Request::Image(job) => {
+                let started = Instant::now();
+                let checksum = self.scratch.run(&job);
+                let micros = started.elapsed().as_micros();
+                response::image(&job, checksum, &format!(" micros={micros} worker={}", self.worker))
+            }
+            Request::Db { id, delay_ms } => {
+                // Earlier answers go out before this worker blocks.
+                self.flush()?;
+                let delay = delay_ms.map_or(self.shared.config.common.default_db_delay, Duration::from_millis);
+                // A blocking database driver does exactly this: the thread
+                // waits, and serves no one else meanwhile.
+                thread::sleep(delay);
+                response::db(id, shared::db::value(id))
+            }
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            // With a write timeout set, a client that stops reading makes
+            // this fail after `--write-timeout-secs` instead of blocking the
+            // worker for ever.
+            self.stream.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+}

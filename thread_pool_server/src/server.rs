@@ -1,0 +1,224 @@
+//! The acceptor and the server's lifetime: start, serve, shut down.
+//!
+//! ```text
+//!                       ┌──────────────────────── WorkerPool ─────────────┐
+//!  accept() ──stream──▶ │ queue (--queue) ──▶ worker: serve(conn) to end  │
+//!  acceptor thread      │                 ──▶ worker: serve(conn) to end  │
+//!      │                └─────────────────────────────────────────────────┘
+//!      └── queue full: write `ERR busy`, close
+//! ```
+//!
+//! A whole connection is one job. That keeps a connection's requests in
+//! order for free (one thread answers them one after another) and is the
+//! classic thread-per-connection model with a cap on threads.
+//!
+//! Shutdown has to reach threads that are blocked in system calls:
+//! - the acceptor is blocked in `accept`, so `shutdown` sets a flag and
+//!   connects to the server itself: `accept` returns, the acceptor sees the
+//!   flag and stops;
+//! - workers are blocked in `read`, so `shutdown` shuts down the read half
+//!   of every open connection: bytes already received are still read, then
+//!   `read` returns end-of-stream, the worker answers what it has and closes.
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use shared::cli::CommonConfig;
+use shared::image::ImageScratch;
+use shared::protocol::response;
+use shared::stats::Counters;
+
+use crate::connection;
+use crate::pool::WorkerPool;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// Worker threads; one per core by default.
+    pub workers: usize,
+    /// Accepted connections that may wait for a free worker.
+    pub queue: usize,
+}
+
+impl Config {
+    pub const DEFAULT_ADDR: &'static str = "127.0.0.1:7878";
+    pub const DEFAULT_QUEUE: usize = 64;
+
+    /// Every default, listening on `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Config { common: CommonConfig::new(addr), workers: num_cpus::get(), queue: Self::DEFAULT_QUEUE }
+    }
+}
+
+/// A connection on its way to a worker.
+pub(crate) struct Connection {
+    id: u64,
+    stream: TcpStream,
+}
+
+/// What the acceptor, the workers and the handle share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) counters: Counters,
+    /// A second handle on every open connection, so `shutdown` can end the
+    /// blocking reads of the workers serving them.
+    open: Mutex<HashMap<u64, TcpStream>>,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+    /// The pool's count of waiting connections, for `STATS`; set once the
+    /// pool exists (the pool's workers need `Shared` first).
+    queued: OnceLock<Arc<AtomicUsize>>,
+}
+
+impl Shared {
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.get().map_or(0, |queued| queued.load(Ordering::Relaxed))
+    }
+}
+
+/// A running server. Dropping it without `shutdown` leaves it running until
+/// the process ends.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: JoinHandle<WorkerPool<Connection>>,
+}
+
+/// Binds, starts the workers and the acceptor, and returns at once.
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    let listener = TcpListener::bind(config.common.addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.common.addr)))?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        counters: Counters::default(),
+        open: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        stopping: AtomicBool::new(false),
+        queued: OnceLock::new(),
+    });
+    let worker_shared = Arc::clone(&shared);
+    let pool = WorkerPool::start(
+        "pool-worker",
+        config.workers,
+        config.queue,
+        move |worker, scratch: &mut ImageScratch, conn: Connection| {
+            connection::serve(&conn.stream, &worker_shared, scratch, worker);
+            worker_shared.forget(conn.id);
+        },
+    )?;
+    let _ = shared.queued.set(pool.queued_counter());
+    let acceptor_shared = Arc::clone(&shared);
+    let acceptor = thread::Builder::new()
+        .name("acceptor".into())
+        .spawn(move || accept_loop(&listener, &acceptor_shared, pool))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the acceptor thread: {e}")))?;
+    Ok(ServerHandle { addr, shared, acceptor })
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Shared, pool: WorkerPool<Connection>) -> WorkerPool<Connection> {
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _peer)) => stream,
+            // The peer gave up while waiting in the backlog: nothing to do.
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => continue,
+            Err(_) => {
+                // Most likely out of file descriptors. Retrying at once would
+                // spin on the same error; a short pause lets connections
+                // close and free descriptors, and keeps this thread idle.
+                thread::sleep(Duration::from_millis(50));
+                if shared.stopping.load(Ordering::SeqCst) {
+                    return pool;
+                }
+                continue;
+            }
+        };
+        if shared.stopping.load(Ordering::SeqCst) {
+            return pool; // the wake-up connection from `shutdown`
+        }
+        let Some(conn) = shared.remember(stream) else {
+            continue; // could not duplicate the handle: refuse quietly
+        };
+        if let Err(conn) = pool.try_submit(conn) {
+            // Every worker busy, queue full: say so and close. The socket is
+            // new, so its send buffer has room and this write cannot block.
+            let mut stream = &conn.stream;
+            let _ = stream.write_all(response::BUSY);
+            Counters::add(&shared.counters.busy_rejections, 1);
+            shared.forget(conn.id);
+        }
+    }
+}
+
+impl Shared {
+    fn remember(&self, stream: TcpStream) -> Option<Connection> {
+        let spare = stream.try_clone().ok()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.open).insert(id, spare);
+        Counters::add(&self.counters.open_connections, 1);
+        Some(Connection { id, stream })
+    }
+
+    fn forget(&self, id: u64) {
+        if lock(&self.open).remove(&id).is_some() {
+            Counters::sub(&self.counters.open_connections, 1);
+        }
+    }
+}
+
+/// Nothing is ever left half-updated under these locks, so a poisoned one
+/// is still good to use.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets every worker answer what its connection has
+    /// already sent, joins every thread, and returns how many responses were
+    /// sent during the drain.
+    pub fn shutdown(self) -> u64 {
+        let answered_before = Counters::get(&self.shared.counters.requests_answered);
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the acceptor. If even this connect fails (no descriptors
+        // left), the acceptor's error path also checks the flag.
+        let _ = TcpStream::connect_timeout(&wake_address(self.addr), Duration::from_secs(1));
+        let pool = match self.acceptor.join() {
+            Ok(pool) => pool,
+            Err(_) => return 0, // the acceptor cannot panic; nothing to drain
+        };
+        for stream in lock(&self.shared.open).values() {
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+        pool.shutdown();
+        Counters::get(&self.shared.counters.requests_answered) - answered_before
+    }
+}
+
+/// Where to connect to reach our own listener: a wildcard address is not
+/// something one can connect to, so use loopback instead.
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => (Ipv4Addr::LOCALHOST, v4.port()).into(),
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => (Ipv6Addr::LOCALHOST, v6.port()).into(),
+        other => other,
+    }
+}
+
+impl shared::cli::RunningServer for ServerHandle {
+    fn local_addr(&self) -> SocketAddr {
+        ServerHandle::local_addr(self)
+    }
+
+    fn shutdown(self) -> u64 {
+        ServerHandle::shutdown(self)
+    }
+}
