@@ -1,0 +1,27 @@
+//! The shared binary checks (`tests/support/cli_checks.rs` at the root),
+//! run against this package's binary.
+
+#[path = "../../tests/support/cli_checks.rs"]
+mod cli_checks;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_event_loop_server");
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    cli_checks::help_prints_usage_and_exits_0(BINARY);
+}
+
+#[test]
+fn bad_flags_and_values_exit_2_with_one_line() {
+    cli_checks::bad_flags_and_values_exit_2_with_one_line(BINARY, &["--max-connections", "lots"]);
+}
+
+#[test]
+fn an_address_in_use_exits_1_with_one_line() {
+    cli_checks::an_address_in_use_exits_1_with_one_line(BINARY);
+}
+
+#[test]
+fn sigterm_drains_every_request_in_flight() {
+    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 300);
+}

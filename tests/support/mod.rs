@@ -1,0 +1,180 @@
+//! What every end-to-end test needs: a server of either model on port 0,
+//! and a client that reads lines with a time limit, so a bug makes a test
+//! fail with a message instead of hanging it.
+#![allow(dead_code)] // each test file uses a different part of this
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use shared::cli::CommonConfig;
+
+/// How long any single read in a test may wait before the test fails.
+pub const READ_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    ThreadPool,
+    EventLoop,
+}
+
+/// Settings a test may change; `None` keeps the server's default.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    pub workers: Option<usize>,
+    pub queue: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+}
+
+pub enum TestServer {
+    ThreadPool(Option<thread_pool_server::ServerHandle>),
+    EventLoop(Option<event_loop_server::ServerHandle>),
+}
+
+pub fn start(model: Model) -> TestServer {
+    start_with(model, &Options::default())
+}
+
+pub fn start_with(model: Model, options: &Options) -> TestServer {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut common = CommonConfig::new(addr);
+    if let Some(idle) = options.idle_timeout {
+        common.idle_timeout = idle;
+    }
+    if let Some(write) = options.write_timeout {
+        common.write_timeout = write;
+    }
+    match model {
+        Model::ThreadPool => {
+            let mut config = thread_pool_server::Config::new(addr);
+            config.common = common;
+            // Four workers unless asked: tests run beside each other, and a
+            // 2-core machine's default of two would make them queue.
+            config.workers = options.workers.unwrap_or(4);
+            config.queue = options.queue.unwrap_or(config.queue);
+            TestServer::ThreadPool(Some(thread_pool_server::start(config).expect("thread pool server starts")))
+        }
+        Model::EventLoop => {
+            let mut config = event_loop_server::Config::new(addr);
+            config.common = common;
+            config.max_connections = options.max_connections.unwrap_or(config.max_connections);
+            TestServer::EventLoop(Some(event_loop_server::start(config).expect("event loop server starts")))
+        }
+    }
+}
+
+impl TestServer {
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            TestServer::ThreadPool(handle) => handle.as_ref().unwrap().local_addr(),
+            TestServer::EventLoop(handle) => handle.as_ref().unwrap().local_addr(),
+        }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr())
+    }
+
+    /// Shuts the server down and returns how many responses the drain sent.
+    pub fn shutdown(mut self) -> u64 {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> u64 {
+        match self {
+            TestServer::ThreadPool(handle) => handle.take().map_or(0, |h| h.shutdown()),
+            TestServer::EventLoop(handle) => handle.take().map_or(0, |h| h.shutdown()),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to the test server");
+        stream.set_read_timeout(Some(READ_LIMIT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { reader: BufReader::new(stream) }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.reader.get_mut().write_all(bytes.as_ref()).expect("send to the test server");
+    }
+
+    /// Sends one request line and returns the response line.
+    pub fn request(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n"));
+        self.line()
+    }
+
+    /// The next response line, without its `\n`. Fails the test on end of
+    /// stream, on a timeout, or on a line that does not end in `\n`.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => panic!("server closed the connection; a response line was expected"),
+            Ok(_) => {}
+            Err(e) => panic!("no response line within {READ_LIMIT:?}: {e}"),
+        }
+        assert!(line.ends_with('\n'), "response line without newline: {line:?}");
+        line.pop();
+        line
+    }
+
+    /// Asserts the server closes the connection with nothing more to say.
+    pub fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "unexpected bytes before close: {:?}", String::from_utf8_lossy(&rest)),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("connection not closed within {READ_LIMIT:?}: {e}"),
+        }
+    }
+
+    /// Half-closes: the server sees end of stream but may still answer.
+    pub fn finish_sending(&mut self) {
+        self.reader.get_ref().shutdown(Shutdown::Write).unwrap();
+    }
+}
+
+/// Asserts `response` is `expected` or `expected` followed by further
+/// ` key=value` fields, which the contract allows.
+pub fn assert_response(response: &str, expected: &str) {
+    let ok = response == expected
+        || (response.starts_with(expected) && response[expected.len()..].starts_with(' '))
+        || (expected == "ERR" && response.starts_with("ERR "));
+    assert!(ok, "expected {expected:?}, got {response:?}");
+}
+
+/// Runs each test body once against each server model.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($(fn $name:ident($model:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn body($model: Model) $body
+                #[test]
+                fn thread_pool() { body(Model::ThreadPool) }
+                #[test]
+                fn event_loop() { body(Model::EventLoop) }
+            }
+        )*
+    };
+}
