@@ -32,13 +32,22 @@ fn concurrent_queries(addr: std::net::SocketAddr, clients: u64, delay_ms: u64) -
 fn event_loop_waits_on_300_queries_at_once() {
     let server = start_with(Model::EventLoop, &Options::default());
     let took = concurrent_queries(server.addr(), 300, 400);
-    assert!(took >= Duration::from_millis(400), "answered before the delay: {took:?}");
-    assert!(took < Duration::from_millis(2500), "300 waiting queries did not overlap: {took:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "answered before the delay: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "300 waiting queries did not overlap: {took:?}"
+    );
 }
 
 #[test]
 fn two_workers_wait_on_four_queries_two_at_a_time() {
-    let options = Options { workers: Some(2), ..Options::default() };
+    let options = Options {
+        workers: Some(2),
+        ..Options::default()
+    };
     let server = start_with(Model::ThreadPool, &options);
     // One thread per client, so all four connect and send at once.
     let addr = server.addr();
@@ -56,17 +65,24 @@ fn two_workers_wait_on_four_queries_two_at_a_time() {
         client.join().expect("client thread");
     }
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(750), "4 queries on 2 workers cannot overlap fully: {took:?}");
+    assert!(
+        took >= Duration::from_millis(750),
+        "4 queries on 2 workers cannot overlap fully: {took:?}"
+    );
 }
 
 #[test]
 fn a_full_pool_queue_answers_busy_and_keeps_serving() {
-    let options = Options { workers: Some(1), queue: Some(1), ..Options::default() };
+    let options = Options {
+        workers: Some(1),
+        queue: Some(1),
+        ..Options::default()
+    };
     let server = start_with(Model::ThreadPool, &options);
     let mut served = server.connect();
     assert_eq!(served.request("PING"), "PONG"); // the one worker is on it
     let mut queued = server.connect(); // waits in the queue of one
-    // Connections are accepted in order, so the queue is full by now.
+                                       // Connections are accepted in order, so the queue is full by now.
     let mut turned_away = server.connect();
     assert_eq!(turned_away.line(), "ERR busy");
     turned_away.expect_closed();
@@ -76,7 +92,10 @@ fn a_full_pool_queue_answers_busy_and_keeps_serving() {
 
 #[test]
 fn max_connections_answers_busy_and_keeps_serving() {
-    let options = Options { max_connections: Some(2), ..Options::default() };
+    let options = Options {
+        max_connections: Some(2),
+        ..Options::default()
+    };
     let server = start_with(Model::EventLoop, &options);
     let mut first = server.connect();
     let mut second = server.connect();

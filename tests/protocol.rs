@@ -18,7 +18,10 @@ fn vectors() -> Vec<(String, String)> {
         if let Some(sent) = line.strip_prefix("> ") {
             request = Some(sent.to_string());
         } else if let Some(expected) = line.strip_prefix("< ") {
-            pairs.push((request.take().expect("a request before each response"), expected.to_string()));
+            pairs.push((
+                request.take().expect("a request before each response"),
+                expected.to_string(),
+            ));
         }
     }
     pairs

@@ -254,10 +254,18 @@ impl Connection {
 
     /// Asks for WRITABLE events only while output is waiting: otherwise
     /// every turn would report a socket that is (almost always) writable.
-    pub(crate) fn sync_interest(&mut self, registry: &Registry, id: ConnectionId) -> io::Result<()> {
+    pub(crate) fn sync_interest(
+        &mut self,
+        registry: &Registry,
+        id: ConnectionId,
+    ) -> io::Result<()> {
         let wants_writable = !self.out.is_empty();
         if wants_writable != self.wants_writable {
-            let interest = if wants_writable { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            let interest = if wants_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
             registry.reregister(&mut self.stream, id.token(), interest)?;
             self.wants_writable = wants_writable;
         }
@@ -267,7 +275,11 @@ impl Connection {
     /// When this connection should be closed if nothing changes: a stalled
     /// reader after the write timeout, an idle one after the idle timeout.
     /// `None` while it is only waiting for the database, which is not idle.
-    pub(crate) fn deadline(&self, idle_timeout: Duration, write_timeout: Duration) -> Option<Instant> {
+    pub(crate) fn deadline(
+        &self,
+        idle_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Option<Instant> {
         if !self.out.is_empty() {
             Some(self.last_write_progress + write_timeout)
         } else if !self.answers.is_empty() {

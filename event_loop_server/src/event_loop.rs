@@ -77,7 +77,13 @@ struct Work {
 }
 
 impl EventLoop {
-    pub(crate) fn new(poll: Poll, listener: TcpListener, config: Config, counters: Arc<Counters>, stop: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        config: Config,
+        counters: Arc<Counters>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         EventLoop {
             poll,
             listener: Some(listener),
@@ -87,7 +93,13 @@ impl EventLoop {
             accept_paused: false,
             retry_armed: false,
             counters: Arc::clone(&counters),
-            work: Work { config, timers: Timers::default(), scratch: ImageScratch::new(), counters, db_waiting: 0 },
+            work: Work {
+                config,
+                timers: Timers::default(),
+                scratch: ImageScratch::new(),
+                counters,
+                db_waiting: 0,
+            },
         }
     }
 
@@ -98,7 +110,10 @@ impl EventLoop {
         let mut answered_at_stop = None;
         loop {
             let timeout = if self.again.is_empty() {
-                self.work.timers.next_deadline().map(|at| at.saturating_duration_since(Instant::now()))
+                self.work
+                    .timers
+                    .next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -114,7 +129,8 @@ impl EventLoop {
                     LISTENER => self.accept_all(),
                     WAKER => {
                         if self.stop.load(Ordering::SeqCst) && answered_at_stop.is_none() {
-                            answered_at_stop = Some(Counters::get(&self.work.counters.requests_answered));
+                            answered_at_stop =
+                                Some(Counters::get(&self.work.counters.requests_answered));
                             self.begin_drain();
                         }
                     }
@@ -124,7 +140,8 @@ impl EventLoop {
                                 // Readable, closed or failed: a read will
                                 // tell which. Writable needs no flag: every
                                 // pump writes if output is waiting.
-                                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                                if event.is_readable() || event.is_read_closed() || event.is_error()
+                                {
                                     conn.may_read = true;
                                 }
                             }
@@ -150,17 +167,25 @@ impl EventLoop {
             return;
         }
         loop {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             match listener.accept() {
                 Ok((stream, _peer)) => self.add_connection(stream),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => {
                     // Out of descriptors (or memory): see the module docs.
                     self.accept_paused = true;
                     if !self.retry_armed {
                         self.retry_armed = true;
-                        self.work.timers.add(Instant::now() + ACCEPT_RETRY, Timer::RetryAccept);
+                        self.work
+                            .timers
+                            .add(Instant::now() + ACCEPT_RETRY, Timer::RetryAccept);
                     }
                     return;
                 }
@@ -177,24 +202,40 @@ impl EventLoop {
             return;
         }
         let now = Instant::now();
-        let id = self.connections.insert_with(|_| Connection::new(stream, now));
-        let Some(conn) = self.connections.get_mut(id) else { return };
-        if self.poll.registry().register(&mut conn.stream, id.token(), Interest::READABLE).is_err() {
+        let id = self
+            .connections
+            .insert_with(|_| Connection::new(stream, now));
+        let Some(conn) = self.connections.get_mut(id) else {
+            return;
+        };
+        if self
+            .poll
+            .registry()
+            .register(&mut conn.stream, id.token(), Interest::READABLE)
+            .is_err()
+        {
             self.connections.remove(id);
             return;
         }
         Counters::add(&counters.open_connections, 1);
         let idle_timeout = self.work.config.common.idle_timeout;
-        self.work.timers.add(now + idle_timeout, Timer::Watchdog { conn: id });
+        self.work
+            .timers
+            .add(now + idle_timeout, Timer::Watchdog { conn: id });
         // Bytes may have arrived before registration; look now.
         self.again.push(id);
     }
 
     fn pump(&mut self, id: ConnectionId) {
-        let Some(conn) = self.connections.get_mut(id) else { return };
+        let Some(conn) = self.connections.get_mut(id) else {
+            return;
+        };
         let result = conn
             .pump(id, &mut self.work, &self.counters)
-            .and_then(|progress| conn.sync_interest(self.poll.registry(), id).map(|()| progress));
+            .and_then(|progress| {
+                conn.sync_interest(self.poll.registry(), id)
+                    .map(|()| progress)
+            });
         match result {
             Ok(Progress::Waiting) => {}
             Ok(Progress::MoreToDo) => self.again.push(id),
@@ -239,7 +280,9 @@ impl EventLoop {
     /// Closes the connection if it has been idle (or stalled) too long,
     /// otherwise sets its watchdog again for its new deadline.
     fn check_watchdog(&mut self, id: ConnectionId, now: Instant) {
-        let Some(conn) = self.connections.get_mut(id) else { return };
+        let Some(conn) = self.connections.get_mut(id) else {
+            return;
+        };
         let common = &self.work.config.common;
         match conn.deadline(common.idle_timeout, common.write_timeout) {
             Some(deadline) if deadline <= now => {
@@ -247,7 +290,10 @@ impl EventLoop {
                 self.close(id);
             }
             Some(deadline) => self.work.timers.add(deadline, Timer::Watchdog { conn: id }),
-            None => self.work.timers.add(now + common.idle_timeout, Timer::Watchdog { conn: id }),
+            None => self
+                .work
+                .timers
+                .add(now + common.idle_timeout, Timer::Watchdog { conn: id }),
         }
     }
 
@@ -278,7 +324,10 @@ impl Answerer for Work {
                 &[
                     ("max_connections", self.config.max_connections as u64),
                     ("db_waiting", self.db_waiting),
-                    ("busy_rejections", Counters::get(&self.counters.busy_rejections)),
+                    (
+                        "busy_rejections",
+                        Counters::get(&self.counters.busy_rejections),
+                    ),
                     ("idle_closes", Counters::get(&self.counters.idle_closes)),
                 ],
             ),
@@ -286,13 +335,19 @@ impl Answerer for Work {
                 // Inline: the whole loop, every connection, waits for this.
                 let started = Instant::now();
                 let checksum = self.scratch.run(&job);
-                response::image(&job, checksum, &format!(" micros={}", started.elapsed().as_micros()))
+                response::image(
+                    &job,
+                    checksum,
+                    &format!(" micros={}", started.elapsed().as_micros()),
+                )
             }
             Request::Db { id, delay_ms } => {
-                let delay = delay_ms.map_or(self.config.common.default_db_delay, Duration::from_millis);
+                let delay =
+                    delay_ms.map_or(self.config.common.default_db_delay, Duration::from_millis);
                 // Timed from now, not from the start of this turn, so the
                 // reply can never leave before the delay has passed.
-                self.timers.add(Instant::now() + delay, Timer::DbReply { conn, seq, id });
+                self.timers
+                    .add(Instant::now() + delay, Timer::DbReply { conn, seq, id });
                 self.db_waiting += 1;
                 return None;
             }
@@ -303,7 +358,9 @@ impl Answerer for Work {
 /// Binds and registers; the caller runs the loop on its own thread.
 pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<(Poll, TcpListener)> {
     let poll = Poll::new()?;
-    let mut listener = TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut listener = TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     Ok((poll, listener))
 }

@@ -42,7 +42,10 @@ impl Config {
 
     /// Every default, listening on `addr`.
     pub fn new(addr: SocketAddr) -> Self {
-        Config { common: CommonConfig::new(addr), max_connections: Self::DEFAULT_MAX_CONNECTIONS }
+        Config {
+            common: CommonConfig::new(addr),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
     }
 }
 
@@ -63,12 +66,25 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let waker = Waker::new(poll.registry(), event_loop::WAKER)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let event_loop = event_loop::EventLoop::new(poll, listener, config, Arc::new(Counters::default()), Arc::clone(&stop));
+    let event_loop = event_loop::EventLoop::new(
+        poll,
+        listener,
+        config,
+        Arc::new(Counters::default()),
+        Arc::clone(&stop),
+    );
     let thread = thread::Builder::new()
         .name("event-loop".into())
         .spawn(move || event_loop.run())
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the event loop thread: {e}")))?;
-    Ok(ServerHandle { addr, stop, waker, thread })
+        .map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot start the event loop thread: {e}"))
+        })?;
+    Ok(ServerHandle {
+        addr,
+        stop,
+        waker,
+        thread,
+    })
 }
 
 impl ServerHandle {
@@ -117,7 +133,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
-    let default_addr = Config::DEFAULT_ADDR.parse().expect("the default address is valid");
+    let default_addr = Config::DEFAULT_ADDR
+        .parse()
+        .expect("the default address is valid");
     let mut config = Config::new(default_addr);
     config.common = CommonConfig::from_flags(flags, default_addr)?;
     if let Some(max) = flags.number("max-connections", 1, 1_000_000)? {

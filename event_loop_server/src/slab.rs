@@ -37,7 +37,11 @@ pub(crate) struct Slab<T> {
 
 impl<T> Slab<T> {
     pub(crate) fn new() -> Self {
-        Slab { slots: Vec::new(), free: Vec::new(), len: 0 }
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -47,12 +51,18 @@ impl<T> Slab<T> {
     /// Stores the value made by `make`, which is told the id it will have.
     pub(crate) fn insert_with(&mut self, make: impl FnOnce(ConnectionId) -> T) -> ConnectionId {
         let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Slot { generation: 0, value: None });
+            self.slots.push(Slot {
+                generation: 0,
+                value: None,
+            });
             self.slots.len() - 1
         });
         let entry = &mut self.slots[slot];
         entry.generation += 1;
-        let id = ConnectionId { slot, generation: entry.generation };
+        let id = ConnectionId {
+            slot,
+            generation: entry.generation,
+        };
         entry.value = Some(make(id));
         self.len += 1;
         id
@@ -71,7 +81,10 @@ impl<T> Slab<T> {
         let slot = token.0.checked_sub(FIRST_CONNECTION_TOKEN)?;
         let entry = self.slots.get(slot)?;
         entry.value.as_ref()?;
-        Some(ConnectionId { slot, generation: entry.generation })
+        Some(ConnectionId {
+            slot,
+            generation: entry.generation,
+        })
     }
 
     pub(crate) fn remove(&mut self, id: ConnectionId) -> Option<T> {
@@ -90,7 +103,10 @@ impl<T> Slab<T> {
             .iter()
             .enumerate()
             .filter(|(_, entry)| entry.value.is_some())
-            .map(|(slot, entry)| ConnectionId { slot, generation: entry.generation })
+            .map(|(slot, entry)| ConnectionId {
+                slot,
+                generation: entry.generation,
+            })
             .collect()
     }
 }

@@ -20,7 +20,11 @@ use crate::slab::ConnectionId;
 #[derive(Debug)]
 pub(crate) enum Timer {
     /// The fake database has "answered" request number `seq` of a connection.
-    DbReply { conn: ConnectionId, seq: u64, id: u64 },
+    DbReply {
+        conn: ConnectionId,
+        seq: u64,
+        id: u64,
+    },
     /// Time to check a connection for idleness or a stalled writer.
     Watchdog { conn: ConnectionId },
     /// Accepting failed for lack of descriptors; try again.
@@ -43,7 +47,11 @@ pub(crate) struct Timers {
 impl Timers {
     pub(crate) fn add(&mut self, at: Instant, timer: Timer) {
         self.added += 1;
-        self.heap.push(Entry { at, order: self.added, timer });
+        self.heap.push(Entry {
+            at,
+            order: self.added,
+            timer,
+        });
     }
 
     /// When the earliest timer is due, if any.
@@ -94,13 +102,19 @@ mod tests {
         retry(&mut timers, 30);
         retry(&mut timers, 10);
         retry(&mut timers, 20);
-        assert_eq!(timers.next_deadline(), Some(now + Duration::from_millis(10)));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(now + Duration::from_millis(10))
+        );
         assert!(timers.pop_due(now).is_none());
         let mut popped = 0;
         while timers.pop_due(now + Duration::from_millis(25)).is_some() {
             popped += 1;
         }
         assert_eq!(popped, 2);
-        assert_eq!(timers.next_deadline(), Some(now + Duration::from_millis(30)));
+        assert_eq!(
+            timers.next_deadline(),
+            Some(now + Duration::from_millis(30))
+        );
     }
 }

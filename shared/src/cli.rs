@@ -27,7 +27,11 @@ pub struct Flag {
 
 /// The flags every server takes.
 pub const COMMON_FLAGS: &[Flag] = &[
-    Flag { name: "addr", value: "HOST:PORT", help: "address to listen on; port 0 picks a free one" },
+    Flag {
+        name: "addr",
+        value: "HOST:PORT",
+        help: "address to listen on; port 0 picks a free one",
+    },
     Flag {
         name: "idle-timeout-secs",
         value: "N",
@@ -38,7 +42,11 @@ pub const COMMON_FLAGS: &[Flag] = &[
         value: "N",
         help: "close a connection whose output makes no progress for N seconds [30]",
     },
-    Flag { name: "db-delay-ms", value: "N", help: "delay of `DB <id>` without a delay, 0 to 10000 [50]" },
+    Flag {
+        name: "db-delay-ms",
+        value: "N",
+        help: "delay of `DB <id>` without a delay, 0 to 10000 [50]",
+    },
 ];
 
 /// Why the command line did not yield a config.
@@ -57,7 +65,10 @@ pub struct ParsedFlags {
 }
 
 impl ParsedFlags {
-    pub fn parse(args: impl IntoIterator<Item = OsString>, known: &[&[Flag]]) -> Result<Self, CliError> {
+    pub fn parse(
+        args: impl IntoIterator<Item = OsString>,
+        known: &[&[Flag]],
+    ) -> Result<Self, CliError> {
         let mut values = HashMap::new();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -74,7 +85,11 @@ impl ParsedFlags {
                 Some((name, value)) => (name, Some(value.to_string())),
                 None => (flag, None),
             };
-            let Some(spec) = known.iter().flat_map(|flags| flags.iter()).find(|f| f.name == name) else {
+            let Some(spec) = known
+                .iter()
+                .flat_map(|flags| flags.iter())
+                .find(|f| f.name == name)
+            else {
                 return Err(CliError::Invalid(format!("unknown flag '--{name}'")));
             };
             let value = match inline_value {
@@ -82,7 +97,9 @@ impl ParsedFlags {
                 None => args
                     .next()
                     .and_then(|v| v.into_string().ok())
-                    .ok_or_else(|| CliError::Invalid(format!("--{name} needs a value ({})", spec.value)))?,
+                    .ok_or_else(|| {
+                        CliError::Invalid(format!("--{name} needs a value ({})", spec.value))
+                    })?,
             };
             values.insert(spec.name, value);
         }
@@ -150,8 +167,15 @@ impl CommonConfig {
 }
 
 fn resolve(text: &str) -> Result<SocketAddr, CliError> {
-    let invalid = || CliError::Invalid(format!("--addr must be HOST:PORT, such as 127.0.0.1:7878, not '{text}'"));
-    text.to_socket_addrs().map_err(|_| invalid())?.next().ok_or_else(invalid)
+    let invalid = || {
+        CliError::Invalid(format!(
+            "--addr must be HOST:PORT, such as 127.0.0.1:7878, not '{text}'"
+        ))
+    };
+    text.to_socket_addrs()
+        .map_err(|_| invalid())?
+        .next()
+        .ok_or_else(invalid)
 }
 
 /// What `run_server` needs of a running server.
@@ -176,7 +200,10 @@ impl ServerCommand {
             let left = format!("--{} {}", flag.name, flag.value);
             text.push_str(&format!("  {left:<28} {}\n", flag.help));
         }
-        text.push_str(&format!("  {:<28} {}\n", "-h, --help", "print this and exit"));
+        text.push_str(&format!(
+            "  {:<28} {}\n",
+            "-h, --help", "print this and exit"
+        ));
         text
     }
 
@@ -192,7 +219,9 @@ impl ServerCommand {
         S: RunningServer,
     {
         install_one_line_panic_messages();
-        let config = match ParsedFlags::parse(args, &[COMMON_FLAGS, self.flags]).and_then(|f| config_from_flags(&f)) {
+        let config = match ParsedFlags::parse(args, &[COMMON_FLAGS, self.flags])
+            .and_then(|f| config_from_flags(&f))
+        {
             Ok(config) => config,
             Err(CliError::HelpRequested) => {
                 print!("{}", self.usage());
@@ -228,7 +257,10 @@ impl ServerCommand {
         let _ = stdout.flush();
 
         signals.forever().next();
-        eprintln!("{}: shutting down; press Ctrl-C again to exit at once", self.name);
+        eprintln!(
+            "{}: shutting down; press Ctrl-C again to exit at once",
+            self.name
+        );
         let name = self.name;
         std::thread::spawn(move || {
             if signals.forever().next().is_some() {
@@ -254,7 +286,10 @@ fn install_one_line_panic_messages() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown cause".to_string());
-        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         eprintln!("internal error: {}{place}", message.replace('\n', " "));
     }));
 }
@@ -281,6 +316,9 @@ mod tests {
         assert!(matches!(parse(&["stray"]), Err(CliError::Invalid(_))));
         let flags = parse(&["--db-delay-ms", "10001"]).unwrap();
         assert!(flags.number("db-delay-ms", 0u64, 10_000).is_err());
-        assert_eq!(parse(&["--addr", "x", "--help"]).unwrap_err(), CliError::HelpRequested);
+        assert_eq!(
+            parse(&["--addr", "x", "--help"]).unwrap_err(),
+            CliError::HelpRequested
+        );
     }
 }

@@ -89,7 +89,13 @@ impl ImageScratch {
                     &mut checksum,
                 );
             }
-            ImageOp::Edge => edge(&self.source, width, height, &mut self.out_row, &mut checksum),
+            ImageOp::Edge => edge(
+                &self.source,
+                width,
+                height,
+                &mut self.out_row,
+                &mut checksum,
+            ),
         }
         checksum.finish()
     }
@@ -184,7 +190,13 @@ fn blur(
             let slot = clamped(y, dy, height) % 5;
             &row_sums[slot * width..(slot + 1) * width]
         };
-        let (a, b, c, d, e) = (ring_row(-2), ring_row(-1), ring_row(0), ring_row(1), ring_row(2));
+        let (a, b, c, d, e) = (
+            ring_row(-2),
+            ring_row(-1),
+            ring_row(0),
+            ring_row(1),
+            ring_row(2),
+        );
         for x in 0..width {
             // At most 25 * 255 = 6375, so u16 cannot overflow.
             let sum = a[x] + b[x] + c[x] + d[x] + e[x];
@@ -206,8 +218,10 @@ fn edge(source: &[u8], width: usize, height: usize, out_row: &mut [u8], checksum
         }
         for x in edge_columns(width, 1) {
             let p = |r: &[u8], dx: isize| i16::from(r[clamped(x, dx, width)]);
-            let gx = p(up, 1) + 2 * p(mid, 1) + p(down, 1) - p(up, -1) - 2 * p(mid, -1) - p(down, -1);
-            let gy = p(down, -1) + 2 * p(down, 0) + p(down, 1) - p(up, -1) - 2 * p(up, 0) - p(up, 1);
+            let gx =
+                p(up, 1) + 2 * p(mid, 1) + p(down, 1) - p(up, -1) - 2 * p(mid, -1) - p(down, -1);
+            let gy =
+                p(down, -1) + 2 * p(down, 0) + p(down, 1) - p(up, -1) - 2 * p(up, 0) - p(up, 1);
             out_row[x] = (gx.abs() + gy.abs()).min(255) as u8;
         }
         checksum.update(out_row);
@@ -280,7 +294,12 @@ mod tests {
     }
 
     fn job(op: ImageOp, width: u32, height: u32, seed: u64) -> ImageJob {
-        ImageJob { op, width, height, seed }
+        ImageJob {
+            op,
+            width,
+            height,
+            seed,
+        }
     }
 
     #[test]

@@ -11,27 +11,48 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn run(binary: &str, args: &[&str]) -> Output {
-    Command::new(binary).args(args).output().expect("the server binary runs")
+    Command::new(binary)
+        .args(args)
+        .output()
+        .expect("the server binary runs")
 }
 
 fn assert_one_clean_line(stderr: &[u8]) {
     let text = String::from_utf8_lossy(stderr);
-    assert_eq!(text.lines().count(), 1, "expected one line on stderr, got {text:?}");
-    assert!(!text.contains("panicked") && !text.contains("RUST_BACKTRACE"), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "expected one line on stderr, got {text:?}"
+    );
+    assert!(
+        !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
+        "{text}"
+    );
 }
 
 pub fn help_prints_usage_and_exits_0(binary: &str) {
     let out = run(binary, &["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let usage = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--addr", "--idle-timeout-secs", "--db-delay-ms", "--write-timeout-secs"] {
+    for flag in [
+        "--addr",
+        "--idle-timeout-secs",
+        "--db-delay-ms",
+        "--write-timeout-secs",
+    ] {
         assert!(usage.contains(flag), "usage lacks {flag}: {usage}");
     }
     assert!(out.stderr.is_empty());
 }
 
 pub fn bad_flags_and_values_exit_2_with_one_line(binary: &str, bad_value: &[&str]) {
-    for args in [&["--no-such-flag"][..], &["--addr", "not an address"], &["--db-delay-ms", "10001"], &["--addr"], bad_value] {
+    for args in [
+        &["--no-such-flag"][..],
+        &["--addr", "not an address"],
+        &["--db-delay-ms", "10001"],
+        &["--addr"],
+        bad_value,
+    ] {
         let out = run(binary, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_one_clean_line(&out.stderr);
@@ -84,7 +105,9 @@ fn spawn_on_port_0(binary: &str) -> (Process, BufReader<std::process::ChildStdou
 pub fn sigterm_drains_every_request_in_flight(binary: &str, delay_ms: u64) {
     let (mut process, mut stdout, addr) = spawn_on_port_0(binary);
     let mut client = TcpStream::connect(addr).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let batch: String = (0..200).map(|i| format!("DB {i} {delay_ms}\n")).collect();
     client.write_all(batch.as_bytes()).unwrap();
     // One answer back proves the server has read the batch (the pool reads
@@ -93,13 +116,19 @@ pub fn sigterm_drains_every_request_in_flight(binary: &str, delay_ms: u64) {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     assert!(line.starts_with("OK DB 0 "), "{line}");
-    let status = Command::new("kill").args(["-TERM", &process.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
     for i in 1..200 {
         line.clear();
         reader.read_line(&mut line).unwrap();
-        assert!(line.starts_with(&format!("OK DB {i} ")), "answer {i} lost in shutdown: {line:?}");
+        assert!(
+            line.starts_with(&format!("OK DB {i} ")),
+            "answer {i} lost in shutdown: {line:?}"
+        );
     }
     let mut rest = Vec::new();
     reader.read_to_end(&mut rest).unwrap();

@@ -54,13 +54,17 @@ pub fn start_with(model: Model, options: &Options) -> TestServer {
             // 2-core machine's default of two would make them queue.
             config.workers = options.workers.unwrap_or(4);
             config.queue = options.queue.unwrap_or(config.queue);
-            TestServer::ThreadPool(Some(thread_pool_server::start(config).expect("thread pool server starts")))
+            TestServer::ThreadPool(Some(
+                thread_pool_server::start(config).expect("thread pool server starts"),
+            ))
         }
         Model::EventLoop => {
             let mut config = event_loop_server::Config::new(addr);
             config.common = common;
             config.max_connections = options.max_connections.unwrap_or(config.max_connections);
-            TestServer::EventLoop(Some(event_loop_server::start(config).expect("event loop server starts")))
+            TestServer::EventLoop(Some(
+                event_loop_server::start(config).expect("event loop server starts"),
+            ))
         }
     }
 }
@@ -105,7 +109,9 @@ impl Client {
         let stream = TcpStream::connect(addr).expect("connect to the test server");
         stream.set_read_timeout(Some(READ_LIMIT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { reader: BufReader::new(stream) }
+        Client {
+            reader: BufReader::new(stream),
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -113,7 +119,10 @@ impl Client {
     }
 
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.reader.get_mut().write_all(bytes.as_ref()).expect("send to the test server");
+        self.reader
+            .get_mut()
+            .write_all(bytes.as_ref())
+            .expect("send to the test server");
     }
 
     /// Sends one request line and returns the response line.
@@ -131,7 +140,10 @@ impl Client {
             Ok(_) => {}
             Err(e) => panic!("no response line within {READ_LIMIT:?}: {e}"),
         }
-        assert!(line.ends_with('\n'), "response line without newline: {line:?}");
+        assert!(
+            line.ends_with('\n'),
+            "response line without newline: {line:?}"
+        );
         line.pop();
         line
     }
@@ -140,7 +152,11 @@ impl Client {
     pub fn expect_closed(&mut self) {
         let mut rest = Vec::new();
         match self.reader.read_to_end(&mut rest) {
-            Ok(_) => assert!(rest.is_empty(), "unexpected bytes before close: {:?}", String::from_utf8_lossy(&rest)),
+            Ok(_) => assert!(
+                rest.is_empty(),
+                "unexpected bytes before close: {:?}",
+                String::from_utf8_lossy(&rest)
+            ),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
             Err(e) => panic!("connection not closed within {READ_LIMIT:?}: {e}"),
         }

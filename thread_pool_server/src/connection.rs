@@ -47,9 +47,17 @@ struct Session<'a> {
 /// Serves `stream` until the client leaves, quits, idles out, or breaks the
 /// line limit. Errors end only this connection, so there is nothing to
 /// report back to the caller.
-pub(crate) fn serve(stream: &TcpStream, shared: &Shared, scratch: &mut ImageScratch, worker: usize) {
+pub(crate) fn serve(
+    stream: &TcpStream,
+    shared: &Shared,
+    scratch: &mut ImageScratch,
+    worker: usize,
+) {
     let idle_timeout = shared.config.common.idle_timeout;
-    if stream.set_write_timeout(Some(shared.config.common.write_timeout)).is_err() {
+    if stream
+        .set_write_timeout(Some(shared.config.common.write_timeout))
+        .is_err()
+    {
         return;
     }
     let mut session = Session {
@@ -136,12 +144,19 @@ impl Session<'_> {
                 let started = Instant::now();
                 let checksum = self.scratch.run(&job);
                 let micros = started.elapsed().as_micros();
-                response::image(&job, checksum, &format!(" micros={micros} worker={}", self.worker))
+                response::image(
+                    &job,
+                    checksum,
+                    &format!(" micros={micros} worker={}", self.worker),
+                )
             }
             Request::Db { id, delay_ms } => {
                 // Earlier answers go out before this worker blocks.
                 self.flush()?;
-                let delay = delay_ms.map_or(self.shared.config.common.default_db_delay, Duration::from_millis);
+                let delay = delay_ms.map_or(
+                    self.shared.config.common.default_db_delay,
+                    Duration::from_millis,
+                );
                 // A blocking database driver does exactly this: the thread
                 // waits, and serves no one else meanwhile.
                 thread::sleep(delay);

@@ -24,13 +24,22 @@ use std::process::ExitCode;
 use shared::cli::{CliError, CommonConfig, Flag, ParsedFlags, ServerCommand};
 
 const FLAGS: &[Flag] = &[
-    Flag { name: "workers", value: "N", help: "worker threads, 1 to 1024 [one per core]" },
-    Flag { name: "queue", value: "N", help: "connections that may wait for a free worker, 0 to 100000 [64]" },
+    Flag {
+        name: "workers",
+        value: "N",
+        help: "worker threads, 1 to 1024 [one per core]",
+    },
+    Flag {
+        name: "queue",
+        value: "N",
+        help: "connections that may wait for a free worker, 0 to 100000 [64]",
+    },
 ];
 
 const COMMAND: ServerCommand = ServerCommand {
     name: "thread_pool_server",
-    about: "A thread-pool server: each connection is served by one of a fixed set of worker threads.",
+    about:
+        "A thread-pool server: each connection is served by one of a fixed set of worker threads.",
     flags: FLAGS,
 };
 
@@ -41,7 +50,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
-    let default_addr = Config::DEFAULT_ADDR.parse().expect("the default address is valid");
+    let default_addr = Config::DEFAULT_ADDR
+        .parse()
+        .expect("the default address is valid");
     let mut config = Config::new(default_addr);
     config.common = CommonConfig::from_flags(flags, default_addr)?;
     if let Some(workers) = flags.number("workers", 1, 1024)? {

@@ -53,7 +53,11 @@ impl<J: Send + 'static> WorkerPool<J> {
         let receiver = Arc::new(Mutex::new(receiver));
         let queued = Arc::new(AtomicUsize::new(0));
         let run = Arc::new(run);
-        let mut pool = WorkerPool { sender: Some(sender), workers: Vec::with_capacity(workers), queued };
+        let mut pool = WorkerPool {
+            sender: Some(sender),
+            workers: Vec::with_capacity(workers),
+            queued,
+        };
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
             let queued = Arc::clone(&pool.queued);
@@ -65,7 +69,10 @@ impl<J: Send + 'static> WorkerPool<J> {
                 Ok(handle) => pool.workers.push(handle),
                 Err(e) => {
                     drop(pool); // joins the workers already started
-                    return Err(io::Error::new(e.kind(), format!("cannot start worker thread {index}: {e}")));
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot start worker thread {index}: {e}"),
+                    ));
                 }
             }
         }
@@ -131,7 +138,9 @@ fn worker_loop<J, S: Default>(
         // code panics while holding it) but would be harmless: the receiver
         // inside is still valid.
         let next = {
-            let receiver = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let receiver = receiver
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             receiver.recv()
         };
         let Ok(job) = next else {

@@ -51,7 +51,11 @@ impl Config {
 
     /// Every default, listening on `addr`.
     pub fn new(addr: SocketAddr) -> Self {
-        Config { common: CommonConfig::new(addr), workers: num_cpus::get(), queue: Self::DEFAULT_QUEUE }
+        Config {
+            common: CommonConfig::new(addr),
+            workers: num_cpus::get(),
+            queue: Self::DEFAULT_QUEUE,
+        }
     }
 }
 
@@ -77,7 +81,9 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn queued(&self) -> usize {
-        self.queued.get().map_or(0, |queued| queued.load(Ordering::Relaxed))
+        self.queued
+            .get()
+            .map_or(0, |queued| queued.load(Ordering::Relaxed))
     }
 }
 
@@ -91,8 +97,12 @@ pub struct ServerHandle {
 
 /// Binds, starts the workers and the acceptor, and returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let listener = TcpListener::bind(config.common.addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.common.addr)))?;
+    let listener = TcpListener::bind(config.common.addr).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot listen on {}: {e}", config.common.addr),
+        )
+    })?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         config: config.clone(),
@@ -118,15 +128,30 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         .name("acceptor".into())
         .spawn(move || accept_loop(&listener, &acceptor_shared, pool))
         .map_err(|e| io::Error::new(e.kind(), format!("cannot start the acceptor thread: {e}")))?;
-    Ok(ServerHandle { addr, shared, acceptor })
+    Ok(ServerHandle {
+        addr,
+        shared,
+        acceptor,
+    })
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Shared, pool: WorkerPool<Connection>) -> WorkerPool<Connection> {
+fn accept_loop(
+    listener: &TcpListener,
+    shared: &Shared,
+    pool: WorkerPool<Connection>,
+) -> WorkerPool<Connection> {
     loop {
         let stream = match listener.accept() {
             Ok((stream, _peer)) => stream,
             // The peer gave up while waiting in the backlog: nothing to do.
-            Err(e) if matches!(e.kind(), ErrorKind::ConnectionAborted | ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(_) => {
                 // Most likely out of file descriptors. Retrying at once would
                 // spin on the same error; a short pause lets connections
@@ -174,7 +199,9 @@ impl Shared {
 /// Nothing is ever left half-updated under these locks, so a poisoned one
 /// is still good to use.
 fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ServerHandle {

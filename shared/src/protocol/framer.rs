@@ -158,7 +158,10 @@ mod tests {
     fn splits_lines_whatever_the_read_sizes() {
         let input = b"PING\r\nDB 1\n\nIMAGE blur 2 2\nlast";
         for piece in 1..input.len() + 1 {
-            assert_eq!(frame(input, piece), ok(&["PING", "DB 1", "", "IMAGE blur 2 2", "last"]));
+            assert_eq!(
+                frame(input, piece),
+                ok(&["PING", "DB 1", "", "IMAGE blur 2 2", "last"])
+            );
         }
     }
 
@@ -191,7 +194,10 @@ mod tests {
         framer.push(b"\r");
         assert_eq!(framer.next_line(), None);
         framer.push(b"\n");
-        assert_eq!(framer.next_line().map(|l| l.map(<[u8]>::len)), Some(Ok(MAX_LINE)));
+        assert_eq!(
+            framer.next_line().map(|l| l.map(<[u8]>::len)),
+            Some(Ok(MAX_LINE))
+        );
     }
 
     #[test]
@@ -199,11 +205,17 @@ mod tests {
         let mut framer = LineFramer::new();
         framer.push(&[b'x'; MAX_LINE]);
         assert_eq!(framer.next_line(), None);
-        assert_eq!(framer.finish().map(|l| l.map(<[u8]>::len)), Some(Ok(MAX_LINE)));
+        assert_eq!(
+            framer.finish().map(|l| l.map(<[u8]>::len)),
+            Some(Ok(MAX_LINE))
+        );
     }
 
     #[test]
     fn bytes_that_are_not_utf8_are_just_bytes() {
-        assert_eq!(frame(b"\xff\xfe\n\x80", 1), vec![Ok(vec![0xff, 0xfe]), Ok(vec![0x80])]);
+        assert_eq!(
+            frame(b"\xff\xfe\n\x80", 1),
+            vec![Ok(vec![0xff, 0xfe]), Ok(vec![0x80])]
+        );
     }
 }

@@ -96,7 +96,9 @@ fn parse_image(args: &[&[u8]]) -> Result<Request, RequestError> {
     } else if op.eq_ignore_ascii_case(b"edge") {
         ImageOp::Edge
     } else {
-        return Err(RequestError::BadArguments("unknown image op (expected blur or edge)"));
+        return Err(RequestError::BadArguments(
+            "unknown image op (expected blur or edge)",
+        ));
     };
     let side = |word: &[u8], name_error: &'static str| match parse_u64(word) {
         Some(n @ 1..) if n <= u64::from(MAX_IMAGE_SIDE) => Ok(n as u32),
@@ -110,7 +112,12 @@ fn parse_image(args: &[&[u8]]) -> Result<Request, RequestError> {
             "seed must be a number from 0 to 18446744073709551615",
         ))?,
     };
-    Ok(Request::Image(ImageJob { op, width, height, seed }))
+    Ok(Request::Image(ImageJob {
+        op,
+        width,
+        height,
+        seed,
+    }))
 }
 
 fn parse_db(args: &[&[u8]]) -> Result<Request, RequestError> {
@@ -126,7 +133,11 @@ fn parse_db(args: &[&[u8]]) -> Result<Request, RequestError> {
         None => None,
         Some(word) => match parse_u64(word) {
             Some(ms) if ms <= MAX_DB_DELAY_MS => Some(ms),
-            _ => return Err(RequestError::BadArguments("delay_ms must be a number from 0 to 10000")),
+            _ => {
+                return Err(RequestError::BadArguments(
+                    "delay_ms must be a number from 0 to 10000",
+                ))
+            }
         },
     };
     Ok(Request::Db { id, delay_ms })
@@ -154,8 +165,19 @@ mod tests {
     #[test]
     fn commands_are_case_insensitive_and_words_split_on_spaces_and_tabs() {
         assert_eq!(parse("  PiNg \t"), Some(Ok(Request::Ping)));
-        assert_eq!(parse("db\t7 \t 0"), Some(Ok(Request::Db { id: 7, delay_ms: Some(0) })));
-        let job = ImageJob { op: ImageOp::Edge, width: 8, height: 9, seed: 0 };
+        assert_eq!(
+            parse("db\t7 \t 0"),
+            Some(Ok(Request::Db {
+                id: 7,
+                delay_ms: Some(0)
+            }))
+        );
+        let job = ImageJob {
+            op: ImageOp::Edge,
+            width: 8,
+            height: 9,
+            seed: 0,
+        };
         assert_eq!(parse("image EDGE 8 9"), Some(Ok(Request::Image(job))));
     }
 
@@ -171,14 +193,29 @@ mod tests {
         for bad in ["18446744073709551616", "+5", "-1", "1e3", "0x10", ""] {
             assert_eq!(parse_u64(bad.as_bytes()), None, "{bad}");
         }
-        assert!(matches!(parse("DB 1 10001"), Some(Err(RequestError::BadArguments(_)))));
-        assert!(matches!(parse("IMAGE blur 4097 1"), Some(Err(RequestError::BadArguments(_)))));
-        assert!(matches!(parse("IMAGE blur 1 1 2 3"), Some(Err(RequestError::BadArguments(_)))));
+        assert!(matches!(
+            parse("DB 1 10001"),
+            Some(Err(RequestError::BadArguments(_)))
+        ));
+        assert!(matches!(
+            parse("IMAGE blur 4097 1"),
+            Some(Err(RequestError::BadArguments(_)))
+        ));
+        assert!(matches!(
+            parse("IMAGE blur 1 1 2 3"),
+            Some(Err(RequestError::BadArguments(_)))
+        ));
     }
 
     #[test]
     fn non_utf8_is_an_unknown_command_or_a_bad_argument() {
-        assert_eq!(parse_request(b"\xff\xfe"), Some(Err(RequestError::UnknownCommand)));
-        assert!(matches!(parse_request(b"DB \xff"), Some(Err(RequestError::BadArguments(_)))));
+        assert_eq!(
+            parse_request(b"\xff\xfe"),
+            Some(Err(RequestError::UnknownCommand))
+        );
+        assert!(matches!(
+            parse_request(b"DB \xff"),
+            Some(Err(RequestError::BadArguments(_)))
+        ));
     }
 }
