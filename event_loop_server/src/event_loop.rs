@@ -39,6 +39,7 @@ use shared::protocol::{response, Request};
 use shared::stats::Counters;
 
 use crate::connection::{Answerer, Connection, Progress};
+use crate::offload::Offload;
 use crate::slab::{ConnectionId, Slab};
 use crate::timers::{Timer, Timers};
 use crate::Config;
@@ -74,6 +75,8 @@ struct Work {
     counters: Arc<Counters>,
     /// Database queries waiting on their timers.
     db_waiting: u64,
+    /// `--offload-workers` above 0: where image jobs go instead of inline.
+    offload: Option<Offload>,
 }
 
 impl EventLoop {
@@ -83,6 +86,7 @@ impl EventLoop {
         config: Config,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
+        offload: Option<Offload>,
     ) -> Self {
         EventLoop {
             poll,
@@ -99,6 +103,7 @@ impl EventLoop {
                 scratch: ImageScratch::new(),
                 counters,
                 db_waiting: 0,
+                offload,
             },
         }
     }
@@ -128,6 +133,9 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => {
+                        // Woken by a finished offloaded job, by shutdown,
+                        // or both: check each.
+                        self.deliver_offloaded();
                         if self.stop.load(Ordering::SeqCst) && answered_at_stop.is_none() {
                             answered_at_stop =
                                 Some(Counters::get(&self.work.counters.requests_answered));
@@ -277,6 +285,18 @@ impl EventLoop {
         }
     }
 
+    fn deliver_offloaded(&mut self) {
+        let Some(offload) = &self.work.offload else {
+            return;
+        };
+        for done in offload.take_done() {
+            if let Some(conn) = self.connections.get_mut(done.conn) {
+                conn.fill(done.seq, done.line);
+                self.pump(done.conn);
+            }
+        }
+    }
+
     /// Closes the connection if it has been idle (or stalled) too long,
     /// otherwise sets its watchdog again for its new deadline.
     fn check_watchdog(&mut self, id: ConnectionId, now: Instant) {
@@ -331,6 +351,16 @@ impl Answerer for Work {
                     ("idle_closes", Counters::get(&self.counters.idle_closes)),
                 ],
             ),
+            Request::Image(job) if self.offload.is_some() => {
+                let queued = self
+                    .offload
+                    .as_ref()
+                    .is_some_and(|offload| offload.submit(conn, seq, job));
+                if queued {
+                    return None; // the answer comes back through the waker
+                }
+                response::busy_image_queue()
+            }
             Request::Image(job) => {
                 // Inline: the whole loop, every connection, waits for this.
                 let started = Instant::now();

@@ -14,6 +14,7 @@
 
 mod connection;
 mod event_loop;
+mod offload;
 mod slab;
 mod timers;
 
@@ -34,6 +35,9 @@ pub struct Config {
     pub common: CommonConfig,
     /// Past this many open connections, a new one gets `ERR busy`.
     pub max_connections: usize,
+    /// 0: image jobs run inline on the loop thread. Above 0: they run on a
+    /// pool of this many threads (see `offload.rs`).
+    pub offload_workers: usize,
 }
 
 impl Config {
@@ -45,6 +49,7 @@ impl Config {
         Config {
             common: CommonConfig::new(addr),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            offload_workers: 0,
         }
     }
 }
@@ -56,7 +61,7 @@ pub struct ServerHandle {
     stop: Arc<AtomicBool>,
     /// Interrupts the loop's `poll` from another thread: the only way into a
     /// thread that may be waiting for events with no timeout.
-    waker: Waker,
+    waker: Arc<Waker>,
     thread: JoinHandle<u64>,
 }
 
@@ -64,15 +69,15 @@ pub struct ServerHandle {
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     let (poll, listener) = event_loop::bind(config.common.addr)?;
     let addr = listener.local_addr()?;
-    let waker = Waker::new(poll.registry(), event_loop::WAKER)?;
+    let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let event_loop = event_loop::EventLoop::new(
-        poll,
-        listener,
-        config,
-        Arc::new(Counters::default()),
-        Arc::clone(&stop),
-    );
+    let offload = match config.offload_workers {
+        0 => None,
+        workers => Some(offload::Offload::start(workers, Arc::clone(&waker))?),
+    };
+    let counters = Arc::new(Counters::default());
+    let event_loop =
+        event_loop::EventLoop::new(poll, listener, config, counters, Arc::clone(&stop), offload);
     let thread = thread::Builder::new()
         .name("event-loop".into())
         .spawn(move || event_loop.run())
@@ -114,11 +119,18 @@ impl RunningServer for ServerHandle {
     }
 }
 
-const FLAGS: &[Flag] = &[Flag {
-    name: "max-connections",
-    value: "N",
-    help: "open connections before new ones get `ERR busy`, 1 to 1000000 [10000]",
-}];
+const FLAGS: &[Flag] = &[
+    Flag {
+        name: "max-connections",
+        value: "N",
+        help: "open connections before new ones get `ERR busy`, 1 to 1000000 [10000]",
+    },
+    Flag {
+        name: "offload-workers",
+        value: "N",
+        help: "run IMAGE jobs on N worker threads instead of the loop, 0 to 1024 [0: inline]",
+    },
+];
 
 const COMMAND: ServerCommand = ServerCommand {
     name: "event_loop_server",
@@ -140,6 +152,9 @@ fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
     config.common = CommonConfig::from_flags(flags, default_addr)?;
     if let Some(max) = flags.number("max-connections", 1, 1_000_000)? {
         config.max_connections = max;
+    }
+    if let Some(workers) = flags.number("offload-workers", 0, 1024)? {
+        config.offload_workers = workers;
     }
     Ok(config)
 }

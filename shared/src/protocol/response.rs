@@ -54,6 +54,17 @@ pub fn line_too_long() -> String {
     "ERR line too long\n".to_string()
 }
 
+/// A request whose handling failed inside the server (a bug, caught).
+pub fn internal_error() -> String {
+    "ERR internal error\n".to_string()
+}
+
+/// An image job refused because every offload worker is busy and their
+/// queue is full; the connection stays open.
+pub fn busy_image_queue() -> String {
+    "ERR busy: image queue full\n".to_string()
+}
+
 /// Sent by a server that has no room for another connection, just before it
 /// closes that connection.
 pub const BUSY: &[u8] = b"ERR busy\n";
