@@ -352,7 +352,8 @@ fn fairness(
     let addr = server.addr();
     // The image load outlasts the PING run and its grace period, so every
     // PING is measured while the image jobs are running.
-    let image_duration = duration * 2 + Duration::from_secs(4);
+    let image_duration =
+        duration + duration.min(Duration::from_secs(3)) + Duration::from_millis(500);
     let images = std::thread::spawn(move || {
         let spec = LoadSpec {
             addr,
@@ -405,7 +406,7 @@ fn idle_memory(setup: Setup, connections: usize) -> std::io::Result<f64> {
     command
         .args(["--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::inherit());
     let mut child = KillOnDrop(command.spawn()?);
     let mut stdout = BufReader::new(
         child

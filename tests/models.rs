@@ -11,7 +11,7 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{assert_response, start_with, Client, Model, Options};
+use support::{assert_response, assert_starts_with, start_with, Client, Model, Options};
 
 /// Sends `DB i delay_ms` on `clients` connections at once; returns how long
 /// until the last answer arrived.
@@ -144,5 +144,71 @@ on_both_servers! {
         client.expect_closed();
         assert!(started.elapsed() < Duration::from_secs(5), "a trickled line kept the connection open");
         trickle.join().unwrap();
+    }
+}
+
+/// With offload on, the loop keeps serving while image jobs run on the
+/// pool: a PING on another connection is answered while a batch of big jobs
+/// is still running (inline, it would wait behind every one of them).
+#[test]
+fn offloaded_image_jobs_do_not_stall_other_connections() {
+    const JOBS: u64 = 16;
+    let options = Options {
+        offload_workers: Some(1),
+        ..Options::default()
+    };
+    let server = start_with(Model::EventLoop, &options);
+    let mut images = server.connect();
+    let batch: String = (0..JOBS)
+        .map(|seed| format!("IMAGE blur 4096 4096 {seed}\n"))
+        .collect();
+    images.send(batch);
+    let mut other = server.connect();
+    assert_eq!(other.request("PING"), "PONG");
+    // Sixteen 16-MPixel jobs on one worker take a good fraction of a
+    // second; a PING takes a round trip. Count the results already back.
+    let mut arrived = vec![0u8; 64 * 1024];
+    images.stream().set_nonblocking(true).unwrap();
+    let results_so_far = images
+        .stream()
+        .peek(&mut arrived)
+        .map_or(0, |n| arrived[..n].iter().filter(|&&b| b == b'\n').count());
+    images.stream().set_nonblocking(false).unwrap();
+    assert!(
+        (results_so_far as u64) < JOBS,
+        "the PING waited for every image job"
+    );
+    for seed in 0..JOBS {
+        assert_starts_with(
+            &images.line(),
+            &format!("OK IMAGE blur 4096x4096 seed={seed} checksum="),
+        );
+    }
+}
+
+/// Results computed on several workers, finishing in any order, still go
+/// back in request order, mixed with answers the loop gives itself.
+#[test]
+fn offloaded_results_keep_request_order() {
+    let options = Options {
+        offload_workers: Some(3),
+        ..Options::default()
+    };
+    let server = start_with(Model::EventLoop, &options);
+    let mut client = server.connect();
+    // Big and small jobs alternate, so later small ones finish first.
+    let mut batch = String::new();
+    for seed in 0..12u64 {
+        let side = if seed % 2 == 0 { 1024 } else { 8 };
+        batch.push_str(&format!("IMAGE edge {side} {side} {seed}\nPING\n"));
+    }
+    client.send(batch);
+    for seed in 0..12u64 {
+        let side = if seed % 2 == 0 { 1024 } else { 8 };
+        assert_starts_with(
+            &client.line(),
+            &format!("OK IMAGE edge {side}x{side} seed={seed} checksum="),
+        );
+        assert_eq!(client.line(), "PONG");
     }
 }

@@ -26,6 +26,7 @@ pub struct Options {
     pub max_connections: Option<usize>,
     pub idle_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
+    pub offload_workers: Option<usize>,
 }
 
 pub enum TestServer {
@@ -62,6 +63,7 @@ pub fn start_with(model: Model, options: &Options) -> TestServer {
             let mut config = event_loop_server::Config::new(addr);
             config.common = common;
             config.max_connections = options.max_connections.unwrap_or(config.max_connections);
+            config.offload_workers = options.offload_workers.unwrap_or(0);
             TestServer::EventLoop(Some(
                 event_loop_server::start(config).expect("event loop server starts"),
             ))
@@ -193,4 +195,13 @@ macro_rules! on_both_servers {
             }
         )*
     };
+}
+
+/// Asserts `response` begins with `prefix` (for answers whose end, such as
+/// an image checksum, the test does not recompute).
+pub fn assert_starts_with(response: &str, prefix: &str) {
+    assert!(
+        response.starts_with(prefix),
+        "expected {prefix:?}..., got {response:?}"
+    );
 }

@@ -27,7 +27,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "workers",
         value: "N",
-        help: "worker threads, 1 to 1024 [one per core]",
+        help: "worker threads, 1 to 10000 [one per core]",
     },
     Flag {
         name: "queue",
@@ -55,7 +55,7 @@ fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
         .expect("the default address is valid");
     let mut config = Config::new(default_addr);
     config.common = CommonConfig::from_flags(flags, default_addr)?;
-    if let Some(workers) = flags.number("workers", 1, 1024)? {
+    if let Some(workers) = flags.number("workers", 1, 10_000)? {
         config.workers = workers;
     }
     if let Some(queue) = flags.number("queue", 0, 100_000)? {

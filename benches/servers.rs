@@ -1,0 +1,123 @@
+//! Both servers under the criterion harness: one request's round trip, and
+//! throughput of the waiting workload at a few levels of concurrency.
+//!
+//! Round trips show the fixed cost of each model (a worker's blocking read
+//! versus a trip through the poll loop). The throughput group drives the
+//! load generator through `iter_custom`: one criterion "iteration" is one
+//! `DB {i} 10` answered, so criterion's elem/s is requests per second.
+//! Here the pool gets one worker per client, its best case for waiting; the
+//! `wait` scenario of `cargo run --release` shows the default pool instead.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parallel_vs_async::loadgen::{self, LoadSpec, Workload};
+
+enum Server {
+    Pool(thread_pool_server::ServerHandle),
+    Loop(event_loop_server::ServerHandle),
+}
+
+impl Server {
+    fn start(model: &str, workers: usize) -> Server {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        if model == "thread_pool" {
+            let mut config = thread_pool_server::Config::new(addr);
+            config.workers = workers;
+            Server::Pool(thread_pool_server::start(config).expect("pool starts"))
+        } else {
+            Server::Loop(
+                event_loop_server::start(event_loop_server::Config::new(addr))
+                    .expect("loop starts"),
+            )
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Server::Pool(s) => s.local_addr(),
+            Server::Loop(s) => s.local_addr(),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Server::Pool(s) => s.shutdown(),
+            Server::Loop(s) => s.shutdown(),
+        };
+    }
+}
+
+const MODELS: [&str; 2] = ["thread_pool", "event_loop"];
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_trip");
+    group
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for model in MODELS {
+        let server = Server::start(model, 2);
+        let stream = TcpStream::connect(server.addr()).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        for (name, request) in [
+            ("ping", "PING\n"),
+            ("image_blur_64", "IMAGE blur 64 64 1\n"),
+            ("db_0ms", "DB 0 0\n"),
+        ] {
+            group.bench_function(BenchmarkId::new(name, model), |b| {
+                b.iter(|| {
+                    writer.write_all(request.as_bytes()).unwrap();
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                })
+            });
+        }
+        drop((writer, reader));
+        server.stop();
+    }
+    group.finish();
+}
+
+fn waiting_throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("db_10ms_throughput");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1));
+    for clients in [2usize, 16, 128] {
+        group.throughput(Throughput::Elements(1));
+        for model in MODELS {
+            let server = Server::start(model, clients);
+            let addr = server.addr();
+            group.bench_function(BenchmarkId::new(model, format!("{clients}_clients")), |b| {
+                b.iter_custom(|iters| {
+                    let spec = LoadSpec {
+                        addr,
+                        clients,
+                        pipeline: 1,
+                        workload: Workload::Db { delay_ms: 10 },
+                        duration: Duration::from_secs(60),
+                        max_requests: Some(iters),
+                    };
+                    let report = loadgen::run(&spec).expect("load runs");
+                    assert_eq!(
+                        report.errors + report.unanswered,
+                        0,
+                        "the bench load must be answered in full"
+                    );
+                    report.elapsed
+                })
+            });
+            server.stop();
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, waiting_throughput);
+criterion_main!(benches);
