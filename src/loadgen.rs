@@ -92,7 +92,7 @@ impl LoadReport {
 
     /// A latency quantile in milliseconds (`None` with no answers at all).
     pub fn latency_ms(&self, quantile: f64) -> Option<f64> {
-        (self.latency_us.len() > 0)
+        (!self.latency_us.is_empty())
             .then(|| self.latency_us.value_at_quantile(quantile) as f64 / 1000.0)
     }
 }
