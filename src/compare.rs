@@ -240,13 +240,7 @@ fn run(options: &Options) -> std::io::Result<()> {
         }
     }
     if wants("wait") {
-        let clients = options
-            .wait_clients
-            .min(limit.saturating_sub(100) as usize / 2)
-            .max(1);
-        if clients < options.wait_clients {
-            eprintln!("open-file limit {limit} allows only {clients} clients; raise it with `ulimit -n 65536`");
-        }
+        let clients = within_file_limit(options.wait_clients, limit, "clients");
         for setup in [Setup::Pool { workers: cores }, Setup::Loop] {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
@@ -284,13 +278,7 @@ fn run(options: &Options) -> std::io::Result<()> {
         }
     }
     if wants("memory") {
-        let connections = options
-            .idle_connections
-            .min(limit.saturating_sub(100) as usize / 2)
-            .max(1);
-        if connections < options.idle_connections {
-            eprintln!("open-file limit {limit} allows only {connections} idle connections; raise it with `ulimit -n 65536`");
-        }
+        let connections = within_file_limit(options.idle_connections, limit, "idle connections");
         for setup in [
             Setup::Pool {
                 workers: connections,

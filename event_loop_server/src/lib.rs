@@ -134,6 +134,7 @@ const FLAGS: &[Flag] = &[
 
 const COMMAND: ServerCommand = ServerCommand {
     name: "event_loop_server",
+    default_addr: Config::DEFAULT_ADDR,
     about: "An event-loop server: one thread and a mio poll loop serve every connection.",
     flags: FLAGS,
 };
@@ -144,12 +145,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     COMMAND.run(args, config_from_flags, start)
 }
 
-fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
-    let default_addr = Config::DEFAULT_ADDR
-        .parse()
-        .expect("the default address is valid");
-    let mut config = Config::new(default_addr);
-    config.common = CommonConfig::from_flags(flags, default_addr)?;
+fn config_from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Config, CliError> {
+    let mut config = Config::new(common.addr);
+    config.common = common;
     if let Some(max) = flags.number("max-connections", 1, 1_000_000)? {
         config.max_connections = max;
     }

@@ -190,6 +190,8 @@ pub trait RunningServer {
 pub struct ServerCommand {
     pub name: &'static str,
     pub about: &'static str,
+    /// Where the server listens without `--addr`.
+    pub default_addr: &'static str,
     pub flags: &'static [Flag],
 }
 
@@ -212,16 +214,22 @@ impl ServerCommand {
     pub fn run<S, C>(
         &self,
         args: impl IntoIterator<Item = OsString>,
-        config_from_flags: impl FnOnce(&ParsedFlags) -> Result<C, CliError>,
+        config_from_flags: impl FnOnce(CommonConfig, &ParsedFlags) -> Result<C, CliError>,
         start: impl FnOnce(C) -> io::Result<S>,
     ) -> ExitCode
     where
         S: RunningServer,
     {
         install_one_line_panic_messages();
-        let config = match ParsedFlags::parse(args, &[COMMON_FLAGS, self.flags])
-            .and_then(|f| config_from_flags(&f))
-        {
+        let default_addr = self
+            .default_addr
+            .parse()
+            .expect("a server's default address is valid");
+        let parsed = ParsedFlags::parse(args, &[COMMON_FLAGS, self.flags]).and_then(|flags| {
+            let common = CommonConfig::from_flags(&flags, default_addr)?;
+            config_from_flags(common, &flags)
+        });
+        let config = match parsed {
             Ok(config) => config,
             Err(CliError::HelpRequested) => {
                 print!("{}", self.usage());

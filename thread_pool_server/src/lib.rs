@@ -38,6 +38,7 @@ const FLAGS: &[Flag] = &[
 
 const COMMAND: ServerCommand = ServerCommand {
     name: "thread_pool_server",
+    default_addr: Config::DEFAULT_ADDR,
     about:
         "A thread-pool server: each connection is served by one of a fixed set of worker threads.",
     flags: FLAGS,
@@ -49,12 +50,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     COMMAND.run(args, config_from_flags, start)
 }
 
-fn config_from_flags(flags: &ParsedFlags) -> Result<Config, CliError> {
-    let default_addr = Config::DEFAULT_ADDR
-        .parse()
-        .expect("the default address is valid");
-    let mut config = Config::new(default_addr);
-    config.common = CommonConfig::from_flags(flags, default_addr)?;
+fn config_from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Config, CliError> {
+    let mut config = Config::new(common.addr);
+    config.common = common;
     if let Some(workers) = flags.number("workers", 1, 10_000)? {
         config.workers = workers;
     }
