@@ -310,6 +310,19 @@ fn run(options: &Options) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How many of `wanted` connections fit the open-file limit: each one is a
+/// descriptor here and one in the server (the same process, or a child that
+/// inherits the limit), and a hundred are kept for everything else.
+fn within_file_limit(wanted: usize, limit: u64, what: &str) -> usize {
+    let fits = (limit.saturating_sub(100) / 2) as usize;
+    if wanted > fits {
+        eprintln!(
+            "open-file limit {limit} allows only {fits} {what}; raise it with `ulimit -n 65536`"
+        );
+    }
+    wanted.min(fits).max(1)
+}
+
 fn load(
     setup: Setup,
     clients: usize,
