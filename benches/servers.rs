@@ -26,6 +26,9 @@ impl Server {
         if model == "thread_pool" {
             let mut config = thread_pool_server::Config::new(addr);
             config.workers = workers;
+            // Room in the queue for every client while the workers start
+            // taking connections, so none is turned away as busy.
+            config.queue = workers;
             Server::Pool(thread_pool_server::start(config).expect("pool starts"))
         } else {
             Server::Loop(
