@@ -21,8 +21,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use shared::cli::CommonConfig;
-
 use crate::loadgen::{self, LoadReport, LoadSpec, Workload};
 
 /// The server set-ups compared.
@@ -64,7 +62,6 @@ impl Running {
             }
             Setup::Loop | Setup::Offload { .. } => {
                 let mut config = event_loop_server::Config::new(addr);
-                config.common = CommonConfig::new(addr);
                 if let Setup::Offload { workers } = setup {
                     config.offload_workers = workers;
                 }

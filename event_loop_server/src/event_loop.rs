@@ -363,13 +363,7 @@ impl Answerer for Work {
             }
             Request::Image(job) => {
                 // Inline: the whole loop, every connection, waits for this.
-                let started = Instant::now();
-                let checksum = self.scratch.run(&job);
-                response::image(
-                    &job,
-                    checksum,
-                    &format!(" micros={}", started.elapsed().as_micros()),
-                )
+                response::run_image(&mut self.scratch, &job, None)
             }
             Request::Db { id, delay_ms } => {
                 let delay =

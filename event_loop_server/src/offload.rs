@@ -21,7 +21,6 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
-use std::time::Instant;
 
 use mio::Waker;
 use shared::image::{ImageJob, ImageScratch};
@@ -62,15 +61,12 @@ impl Offload {
             workers,
             QUEUE,
             move |worker, scratch: &mut ImageScratch, job: Job| {
-                let started = Instant::now();
                 // Caught here, not only by the pool, so the client still gets its
                 // one answer and the connection does not wait for ever.
-                let line = match catch_unwind(AssertUnwindSafe(|| scratch.run(&job.image))) {
-                    Ok(checksum) => response::image(
-                        &job.image,
-                        checksum,
-                        &format!(" micros={} worker={worker}", started.elapsed().as_micros()),
-                    ),
+                let line = match catch_unwind(AssertUnwindSafe(|| {
+                    response::run_image(scratch, &job.image, Some(worker))
+                })) {
+                    Ok(line) => line,
                     Err(_) => {
                         *scratch = ImageScratch::new();
                         response::internal_error()

@@ -140,16 +140,7 @@ impl Session<'_> {
                     ("idle_closes", Counters::get(&counters.idle_closes)),
                 ],
             ),
-            Request::Image(job) => {
-                let started = Instant::now();
-                let checksum = self.scratch.run(&job);
-                let micros = started.elapsed().as_micros();
-                response::image(
-                    &job,
-                    checksum,
-                    &format!(" micros={micros} worker={}", self.worker),
-                )
-            }
+            Request::Image(job) => response::run_image(self.scratch, &job, Some(self.worker)),
             Request::Db { id, delay_ms } => {
                 // Earlier answers go out before this worker blocks.
                 self.flush()?;

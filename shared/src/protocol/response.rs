@@ -5,7 +5,9 @@
 //! their own ` key=value` fields (timings, worker numbers) through `extra`;
 //! clients ignore fields they do not know.
 
-use crate::image::ImageJob;
+use std::time::Instant;
+
+use crate::image::{ImageJob, ImageScratch};
 use crate::protocol::RequestError;
 
 pub fn pong() -> String {
@@ -26,6 +28,20 @@ pub fn image(job: &ImageJob, checksum: u64, extra: &str) -> String {
         job.height,
         job.seed
     )
+}
+
+/// Runs an image job on `scratch` and makes its answer, with the time the
+/// job took and, where a pool thread ran it, which one. The one place every
+/// server (and the offload pool) runs image work.
+pub fn run_image(scratch: &mut ImageScratch, job: &ImageJob, worker: Option<usize>) -> String {
+    let started = Instant::now();
+    let checksum = scratch.run(job);
+    let micros = started.elapsed().as_micros();
+    let extra = match worker {
+        Some(worker) => format!(" micros={micros} worker={worker}"),
+        None => format!(" micros={micros}"),
+    };
+    image(job, checksum, &extra)
 }
 
 pub fn db(id: u64, value: u64) -> String {
