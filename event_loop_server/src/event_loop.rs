@@ -254,6 +254,10 @@ impl EventLoop {
     fn close(&mut self, id: ConnectionId) {
         if let Some(mut conn) = self.connections.remove(id) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            // Close so the last answers arrive: FIN after them, unread
+            // input dropped (see `shared::linger`).
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            shared::linger::discard_unread(&conn.stream);
             Counters::sub(&self.work.counters.open_connections, 1);
             // A descriptor just came free: if accepting was paused for lack
             // of them, this is the moment to try again.

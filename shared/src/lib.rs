@@ -12,6 +12,7 @@ pub mod cli;
 pub mod db;
 pub mod image;
 pub mod limits;
+pub mod linger;
 pub mod protocol;
 pub mod stats;
 

@@ -13,7 +13,7 @@
 //! order because they are answered in order.
 
 use std::io::{self, ErrorKind, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,11 @@ pub(crate) fn serve(
     };
     let mut framer = LineFramer::new();
     let _ = session.serve_lines(&mut framer);
+    // Close so the last answers arrive: FIN after them, unread input dropped.
+    let _ = stream.shutdown(Shutdown::Write);
+    if stream.set_nonblocking(true).is_ok() {
+        shared::linger::discard_unread(stream);
+    }
 }
 
 impl Session<'_> {
