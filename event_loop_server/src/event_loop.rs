@@ -27,6 +27,7 @@
 //! while queued) is simply skipped.
 
 use std::io::{self, ErrorKind, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -337,7 +338,30 @@ impl EventLoop {
 }
 
 impl Answerer for Work {
+    /// A panic while answering (a bug) must not take the loop, and with it
+    /// every connection, down: it answers `ERR internal error` and is
+    /// counted. The scratch buffers may be half-written, so they start afresh.
     fn answer(&mut self, conn: ConnectionId, seq: u64, request: Request) -> Option<String> {
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.answer_uncaught(conn, seq, request)
+        })) {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.scratch = ImageScratch::new();
+                Counters::add(&self.counters.panics, 1);
+                Some(response::internal_error())
+            }
+        }
+    }
+}
+
+impl Work {
+    fn answer_uncaught(
+        &mut self,
+        conn: ConnectionId,
+        seq: u64,
+        request: Request,
+    ) -> Option<String> {
         Some(match request {
             Request::Ping => response::pong(),
             Request::Help => response::help(),
@@ -353,6 +377,7 @@ impl Answerer for Work {
                         Counters::get(&self.counters.busy_rejections),
                     ),
                     ("idle_closes", Counters::get(&self.counters.idle_closes)),
+                    ("panics", Counters::get(&self.counters.panics)),
                 ],
             ),
             Request::Image(job) if self.offload.is_some() => {

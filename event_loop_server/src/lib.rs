@@ -71,11 +71,15 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
     let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
     let offload = match config.offload_workers {
         0 => None,
-        workers => Some(offload::Offload::start(workers, Arc::clone(&waker))?),
+        workers => Some(offload::Offload::start(
+            workers,
+            Arc::clone(&waker),
+            Arc::clone(&counters),
+        )?),
     };
-    let counters = Arc::new(Counters::default());
     let event_loop =
         event_loop::EventLoop::new(poll, listener, config, counters, Arc::clone(&stop), offload);
     let thread = thread::Builder::new()

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use mio::Waker;
 use shared::image::{ImageJob, ImageScratch};
 use shared::protocol::response;
+use shared::stats::Counters;
 use thread_pool_server::pool::WorkerPool;
 
 use crate::slab::ConnectionId;
@@ -54,7 +55,11 @@ pub(crate) struct Offload {
 }
 
 impl Offload {
-    pub(crate) fn start(workers: usize, waker: Arc<Waker>) -> io::Result<Self> {
+    pub(crate) fn start(
+        workers: usize,
+        waker: Arc<Waker>,
+        counters: Arc<Counters>,
+    ) -> io::Result<Self> {
         let (send_done, done) = mpsc::channel();
         let pool = WorkerPool::start(
             "offload-worker",
@@ -69,6 +74,7 @@ impl Offload {
                     Ok(line) => line,
                     Err(_) => {
                         *scratch = ImageScratch::new();
+                        Counters::add(&counters.panics, 1);
                         response::internal_error()
                     }
                 };

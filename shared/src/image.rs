@@ -20,6 +20,10 @@
 
 use crate::splitmix64;
 
+/// With the `panic-hook` feature (tests only), a job with this seed panics.
+#[cfg(feature = "panic-hook")]
+pub const PANIC_SEED: u64 = 0xDEAD_BEEF_DEAD_BEEF;
+
 /// Which filter a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageOp {
@@ -70,6 +74,10 @@ impl ImageScratch {
 
     /// Runs the whole job (source, filter, checksum) and returns the checksum.
     pub fn run(&mut self, job: &ImageJob) -> u64 {
+        #[cfg(feature = "panic-hook")]
+        if job.seed == PANIC_SEED {
+            panic!("test hook: an image job with the panic seed");
+        }
         let width = job.width as usize;
         let height = job.height as usize;
         fill_source(&mut self.source, width, height, job.seed);

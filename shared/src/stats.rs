@@ -15,6 +15,8 @@ pub struct Counters {
     pub busy_rejections: AtomicU64,
     /// Connections closed because they sent no complete request in time.
     pub idle_closes: AtomicU64,
+    /// Requests whose handling panicked, answered `ERR internal error`.
+    pub panics: AtomicU64,
 }
 
 impl Counters {

@@ -14,6 +14,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -117,7 +118,7 @@ impl Session<'_> {
                 None => return Ok(Next::KeepServing), // blank line: no answer
                 Some(Err(e)) => (response::error(&e), Next::KeepServing),
                 Some(Ok(Request::Quit)) => (response::bye(), Next::Close),
-                Some(Ok(request)) => (self.run(request)?, Next::KeepServing),
+                Some(Ok(request)) => (self.run_caught(request)?, Next::KeepServing),
             },
         };
         self.out.extend_from_slice(text.as_bytes());
@@ -127,6 +128,20 @@ impl Session<'_> {
             self.flush()?;
         }
         Ok(next)
+    }
+
+    /// Runs a request; a panic (a bug) answers `ERR internal error` and is
+    /// counted, and the worker goes on with the next request. The scratch
+    /// buffers may be half-written, so they start afresh.
+    fn run_caught(&mut self, request: Request) -> io::Result<String> {
+        match catch_unwind(AssertUnwindSafe(|| self.run(request))) {
+            Ok(answer) => answer,
+            Err(_) => {
+                *self.scratch = ImageScratch::new();
+                Counters::add(&self.shared.counters.panics, 1);
+                Ok(response::internal_error())
+            }
+        }
     }
 
     fn run(&mut self, request: Request) -> io::Result<String> {
@@ -143,6 +158,7 @@ impl Session<'_> {
                     ("queued", self.shared.queued() as u64),
                     ("busy_rejections", Counters::get(&counters.busy_rejections)),
                     ("idle_closes", Counters::get(&counters.idle_closes)),
+                    ("panics", Counters::get(&counters.panics)),
                 ],
             ),
             Request::Image(job) => response::run_image(self.scratch, &job, Some(self.worker)),

@@ -1,0 +1,111 @@
+//! Faults a client can cause, provoked for real: connections reset with
+//! answers pending, and requests whose handling panics.
+
+mod support;
+
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::thread;
+
+use support::{assert_response, start_with, Client, Model, Options};
+
+/// Makes closing `stream` send a reset (RST) instead of a FIN, as a client
+/// that crashes or is killed does.
+fn reset_on_close(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `setsockopt` reads `size_of::<linger>()` bytes from a pointer
+    // to a live local `linger`, on a descriptor `stream` owns and keeps open
+    // for the whole call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+}
+
+fn db_answer(id: u64) -> String {
+    format!("OK DB {id} value={:016x}", shared::db::value(id))
+}
+
+on_both_servers! {
+    fn a_reset_connection_never_leaks_its_answer_to_a_newcomer(model) {
+        // Room for everyone in the pool's queue; the loop ignores it.
+        let options = Options { queue: Some(200), ..Options::default() };
+        let server = start_with(model, &options);
+        for i in 0..50u64 {
+            let mut doomed = server.connect();
+            doomed.send(format!("DB {i} 200\n"));
+            reset_on_close(doomed.stream());
+        } // each one is reset here, its query still waiting
+        // Newcomers take the freed slots (and tokens) while the dead
+        // queries' timers fire; each must get exactly its own answers.
+        let addr = server.addr();
+        let newcomers: Vec<_> = (0..20u64)
+            .map(|j| {
+                thread::spawn(move || {
+                    let mut client = Client::connect(addr);
+                    let id = 1000 + j;
+                    client.send(format!("DB {id} 300\nPING\nQUIT\n"));
+                    assert_response(&client.line(), &db_answer(id));
+                    assert_eq!(client.line(), "PONG");
+                    assert_eq!(client.line(), "BYE");
+                    client.expect_closed();
+                })
+            })
+            .collect();
+        for newcomer in newcomers {
+            newcomer.join().expect("a newcomer got a line it did not ask for");
+        }
+    }
+
+    fn a_panicking_request_is_answered_and_the_server_goes_on(model) {
+        let server = start_with(model, &Options::default());
+        let mut client = server.connect();
+        let panic = format!("IMAGE blur 8 8 {}", shared::image::PANIC_SEED);
+        assert_eq!(client.request(&panic), "ERR internal error");
+        // The same connection, so the same worker (or the loop): still fine,
+        // and its image buffers still give right answers.
+        assert_eq!(client.request("PING"), "PONG");
+        let ok = client.request("IMAGE blur 16 9 7");
+        assert!(ok.starts_with("OK IMAGE blur 16x9 seed=7 checksum=ee88e055dc78ac5b"), "{ok}");
+        // Other connections, one after another (so on the pool they land on
+        // whichever workers are free), recover the same way.
+        for _ in 0..6 {
+            let mut other = server.connect();
+            assert_eq!(other.request(&panic), "ERR internal error");
+            assert_eq!(other.request("DB 1 0"), db_answer(1));
+        }
+        let stats = client.request("STATS");
+        assert!(stats.contains(" panics=7"), "{stats}");
+    }
+}
+
+#[test]
+fn a_panicking_offloaded_job_is_answered_and_counted() {
+    let options = Options {
+        offload_workers: Some(2),
+        ..Options::default()
+    };
+    let server = start_with(Model::EventLoop, &options);
+    let mut client = server.connect();
+    client.send(format!(
+        "IMAGE edge 8 8 {}\nIMAGE edge 16 9 7\n",
+        shared::image::PANIC_SEED
+    ));
+    assert_eq!(client.line(), "ERR internal error");
+    let ok = client.line();
+    assert!(
+        ok.starts_with("OK IMAGE edge 16x9 seed=7 checksum=89eb0a4a6540b00c"),
+        "{ok}"
+    );
+    let stats = client.request("STATS");
+    assert!(stats.contains(" panics=1"), "{stats}");
+}
