@@ -227,10 +227,10 @@ impl EventLoop {
             return;
         }
         Counters::add(&counters.open_connections, 1);
-        let idle_timeout = self.work.config.common.idle_timeout;
+        let first_check = now + self.work.config.common.watchdog_period();
         self.work
             .timers
-            .add(now + idle_timeout, Timer::Watchdog { conn: id });
+            .add(first_check, Timer::Watchdog { conn: id });
         // Bytes may have arrived before registration; look now.
         self.again.push(id);
     }
@@ -303,22 +303,29 @@ impl EventLoop {
     }
 
     /// Closes the connection if it has been idle (or stalled) too long,
-    /// otherwise sets its watchdog again for its new deadline.
+    /// otherwise sets its watchdog again. A connection's deadline can move
+    /// earlier between checks (it starts a stalled write while it was only
+    /// idle), so no check is set further away than the shorter timeout: a
+    /// stall is caught at most one write timeout late.
     fn check_watchdog(&mut self, id: ConnectionId, now: Instant) {
         let Some(conn) = self.connections.get_mut(id) else {
             return;
         };
         let common = &self.work.config.common;
+        let next_check = now + common.watchdog_period();
         match conn.deadline(common.idle_timeout, common.write_timeout) {
             Some(deadline) if deadline <= now => {
                 Counters::add(&self.work.counters.idle_closes, 1);
                 self.close(id);
             }
-            Some(deadline) => self.work.timers.add(deadline, Timer::Watchdog { conn: id }),
+            Some(deadline) => self
+                .work
+                .timers
+                .add(deadline.min(next_check), Timer::Watchdog { conn: id }),
             None => self
                 .work
                 .timers
-                .add(now + common.idle_timeout, Timer::Watchdog { conn: id }),
+                .add(next_check, Timer::Watchdog { conn: id }),
         }
     }
 

@@ -25,3 +25,13 @@ fn an_address_in_use_exits_1_with_one_line() {
 fn sigterm_drains_every_request_in_flight() {
     cli_checks::sigterm_drains_every_request_in_flight(BINARY, 300);
 }
+
+#[test]
+fn out_of_descriptors_it_idles_and_recovers() {
+    cli_checks::out_of_descriptors_it_idles_and_recovers(BINARY, &[]);
+}
+
+#[test]
+fn a_client_that_never_reads_is_bounded_then_closed() {
+    cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY);
+}

@@ -147,6 +147,12 @@ impl CommonConfig {
         }
     }
 
+    /// How often an event loop needs to look at a connection to enforce
+    /// both timeouts: the shorter of the two.
+    pub fn watchdog_period(&self) -> Duration {
+        self.idle_timeout.min(self.write_timeout)
+    }
+
     pub fn from_flags(flags: &ParsedFlags, default_addr: SocketAddr) -> Result<Self, CliError> {
         let mut config = CommonConfig::new(default_addr);
         if let Some(text) = flags.text("addr") {

@@ -78,8 +78,13 @@ impl Drop for Process {
 }
 
 fn spawn_on_port_0(binary: &str) -> (Process, BufReader<std::process::ChildStdout>, SocketAddr) {
-    let mut child = Command::new(binary)
-        .args(["--addr", "127.0.0.1:0"])
+    spawn(Command::new(binary).args(["--addr", "127.0.0.1:0"]))
+}
+
+/// Starts `command` (a server, perhaps behind a wrapper such as `prlimit`
+/// that execs it in place) and reads where it listens.
+fn spawn(command: &mut Command) -> (Process, BufReader<std::process::ChildStdout>, SocketAddr) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -94,6 +99,141 @@ fn spawn_on_port_0(binary: &str) -> (Process, BufReader<std::process::ChildStdou
         .parse()
         .expect("a socket address");
     (Process(child), stdout, addr)
+}
+
+/// CPU time (user + system) the process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is the 1st, utime the 12th, stime the 13th.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap();
+    kb.trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+fn connect(addr: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let reader = BufReader::new(stream.try_clone().unwrap());
+    (stream, reader)
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("an answer in time");
+    line
+}
+
+/// With only 64 file descriptors, 100 clients arrive. The server serves
+/// the ones it could accept, uses almost no CPU while it cannot accept more
+/// (no spinning on `EMFILE`), and serves the waiting ones once others leave.
+pub fn out_of_descriptors_it_idles_and_recovers(binary: &str, extra_args: &[&str]) {
+    let (process, _stdout, addr) = spawn(
+        Command::new("prlimit")
+            .args(["--nofile=64", binary, "--addr", "127.0.0.1:0"])
+            .args(extra_args),
+    );
+    let pid = process.0.id();
+    let mut clients: Vec<(TcpStream, BufReader<TcpStream>)> =
+        (0..100).map(|_| connect(addr)).collect();
+    for (stream, _) in &mut clients {
+        stream.write_all(b"PING\n").unwrap();
+    }
+    assert_eq!(
+        read_line(&mut clients[0].1),
+        "PONG\n",
+        "the first client is served"
+    );
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(pid) - before;
+    // Spinning would cost about 100 ticks a second; allow a fifth of that.
+    assert!(
+        spent < 20,
+        "{spent} ticks of CPU in 1 s while out of descriptors"
+    );
+    clients[0].0.write_all(b"PING\n").unwrap();
+    assert_eq!(
+        read_line(&mut clients[0].1),
+        "PONG\n",
+        "connections it has are still served"
+    );
+    clients.drain(..60);
+    // Each served client then leaves too, so descriptors keep coming free
+    // (the pool needs two per connection, so not all 40 fit at once).
+    for (i, (stream, mut reader)) in clients.into_iter().enumerate() {
+        let answer = read_line(&mut reader);
+        assert_eq!(
+            answer,
+            "PONG\n",
+            "waiting client {} served once descriptors freed",
+            60 + i
+        );
+        drop((stream, reader));
+    }
+}
+
+/// A client pipelines millions of PINGs and never reads an answer. The
+/// server stops reading from it instead of buffering (its memory stays
+/// under 50 MB), keeps answering another client, and closes the greedy
+/// connection once its output has made no progress for the write timeout.
+pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str) {
+    let (process, _stdout, addr) =
+        spawn(Command::new(binary).args(["--addr", "127.0.0.1:0", "--write-timeout-secs", "2"]));
+    let pid = process.0.id();
+    let greedy = TcpStream::connect(addr).unwrap();
+    let mut writer = greedy.try_clone().unwrap();
+    // 20 MB of requests, 20 MB of answers: far more than socket buffers
+    // hold, so the server has to push back.
+    let flood = std::thread::spawn(move || {
+        let batch = b"PING\n".repeat(100_000);
+        for _ in 0..40 {
+            if writer.write_all(&batch).is_err() {
+                return true; // the server closed the connection
+            }
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut other, mut other_reader) = connect(addr);
+    let asked = Instant::now();
+    other.write_all(b"PING\n").unwrap();
+    assert_eq!(read_line(&mut other_reader), "PONG\n");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "another client waited {:?}",
+        asked.elapsed()
+    );
+    let rss = rss_bytes(pid);
+    assert!(
+        rss < 50 * 1024 * 1024,
+        "server RSS {rss} bytes while a client floods it"
+    );
+    let started = Instant::now();
+    let closed = flood.join().unwrap();
+    assert!(closed, "the flood was never stopped by a close");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    drop(greedy);
 }
 
 /// 200 slow queries are in flight when SIGTERM arrives: every one is still

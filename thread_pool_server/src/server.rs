@@ -140,9 +140,17 @@ fn accept_loop(
     shared: &Shared,
     pool: WorkerPool<Connection>,
 ) -> WorkerPool<Connection> {
+    // A connection accepted but not yet registered, for lack of a spare
+    // descriptor for its second handle. It waits here rather than being
+    // dropped, and nothing more is accepted until it is registered.
+    let mut in_hand: Option<TcpStream> = None;
     loop {
-        let stream = match listener.accept() {
-            Ok((stream, _peer)) => stream,
+        let accepted = match in_hand.take() {
+            Some(stream) => Ok(stream),
+            None => listener.accept().map(|(stream, _peer)| stream),
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
             // The peer gave up while waiting in the backlog: nothing to do.
             Err(e)
                 if matches!(
@@ -153,11 +161,8 @@ fn accept_loop(
                 continue
             }
             Err(_) => {
-                // Most likely out of file descriptors. Retrying at once would
-                // spin on the same error; a short pause lets connections
-                // close and free descriptors, and keeps this thread idle.
-                thread::sleep(Duration::from_millis(50));
-                if shared.stopping.load(Ordering::SeqCst) {
+                // Most likely out of file descriptors: see `pause`.
+                if pause(shared) {
                     return pool;
                 }
                 continue;
@@ -166,8 +171,15 @@ fn accept_loop(
         if shared.stopping.load(Ordering::SeqCst) {
             return pool; // the wake-up connection from `shutdown`
         }
-        let Some(conn) = shared.remember(stream) else {
-            continue; // could not duplicate the handle: refuse quietly
+        let conn = match shared.remember(stream) {
+            Ok(conn) => conn,
+            Err(stream) => {
+                in_hand = Some(stream);
+                if pause(shared) {
+                    return pool;
+                }
+                continue;
+            }
         };
         if let Err(conn) = pool.try_submit(conn) {
             // Every worker busy, queue full: say so and close. The socket is
@@ -180,13 +192,26 @@ fn accept_loop(
     }
 }
 
+/// Out of descriptors. Retrying at once would fail again and spin; a short
+/// sleep keeps this thread idle while connections close and free some.
+/// Returns whether shutdown began meanwhile (its wake-up connection may not
+/// have got through).
+fn pause(shared: &Shared) -> bool {
+    thread::sleep(Duration::from_millis(50));
+    shared.stopping.load(Ordering::SeqCst)
+}
+
 impl Shared {
-    fn remember(&self, stream: TcpStream) -> Option<Connection> {
-        let spare = stream.try_clone().ok()?;
+    /// Registers a new connection, or hands it back if its second handle
+    /// cannot be made (no descriptor free).
+    fn remember(&self, stream: TcpStream) -> Result<Connection, TcpStream> {
+        let Ok(spare) = stream.try_clone() else {
+            return Err(stream);
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.open).insert(id, spare);
         Counters::add(&self.counters.open_connections, 1);
-        Some(Connection { id, stream })
+        Ok(Connection { id, stream })
     }
 
     fn forget(&self, id: u64) {
