@@ -39,9 +39,11 @@ impl LineFramer {
         Self::default()
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (dropped after a too-long line).
     pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        if !self.failed {
+            self.buf.extend_from_slice(bytes);
+        }
     }
 
     /// Reads once from `source` straight into the framer's buffer, so bytes
@@ -70,8 +72,7 @@ impl LineFramer {
             }
             None => {
                 if partial_line_cannot_fit(pending) {
-                    self.failed = true;
-                    return Some(Err(LineTooLong));
+                    return self.fail();
                 }
                 // Everything before the partial line has been handed out:
                 // drop it now, so the buffer never grows with consumed bytes.
@@ -108,15 +109,23 @@ impl LineFramer {
     }
 
     fn checked_line(&mut self, start: usize, end: usize) -> Option<Result<&[u8], LineTooLong>> {
-        let mut line = &self.buf[start..end];
-        if let [rest @ .., b'\r'] = line {
-            line = rest;
+        let end = if end > start && self.buf[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        if end - start > MAX_LINE {
+            return self.fail();
         }
-        if line.len() > MAX_LINE {
-            self.failed = true;
-            return Some(Err(LineTooLong));
-        }
-        Some(Ok(line))
+        Some(Ok(&self.buf[start..end]))
+    }
+
+    /// A line too long: nothing after it is framed, so nothing is kept.
+    fn fail(&mut self) -> Option<Result<&[u8], LineTooLong>> {
+        self.failed = true;
+        self.buf = Vec::new();
+        self.consumed = 0;
+        Some(Err(LineTooLong))
     }
 }
 
