@@ -49,6 +49,8 @@ pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
 
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Below this many timers the heap is never swept.
+const MIN_TIMER_SWEEP: usize = 1024;
 
 pub(crate) struct EventLoop {
     pub(crate) poll: Poll,
@@ -61,6 +63,9 @@ pub(crate) struct EventLoop {
     again: Vec<ConnectionId>,
     accept_paused: bool,
     retry_armed: bool,
+    /// Heap size past which stale timers are swept out (see
+    /// `drop_stale_timers`).
+    sweep_timers_at: usize,
     /// The same counters `work` holds, reachable while `work` is lent out.
     counters: Arc<Counters>,
     work: Work,
@@ -97,6 +102,7 @@ impl EventLoop {
             again: Vec::new(),
             accept_paused: false,
             retry_armed: false,
+            sweep_timers_at: MIN_TIMER_SWEEP,
             counters: Arc::clone(&counters),
             work: Work {
                 config,
@@ -160,6 +166,7 @@ impl EventLoop {
                 }
             }
             self.fire_due_timers();
+            self.drop_stale_timers();
             for id in std::mem::take(&mut self.again) {
                 self.pump(id);
             }
@@ -300,6 +307,31 @@ impl EventLoop {
                 self.pump(done.conn);
             }
         }
+    }
+
+    /// Timers of closed connections are left in the heap (nothing is
+    /// cancelled) and each would only go when it fires: with many short
+    /// connections, that is thousands of dead watchdogs waiting out their
+    /// period. So once the heap has doubled since the last sweep, keep only
+    /// the timers of live connections. Each sweep is O(n) and halves the
+    /// heap at least, so its cost is spread over the pushes that grew it.
+    fn drop_stale_timers(&mut self) {
+        if self.work.timers.len() < self.sweep_timers_at {
+            return;
+        }
+        let connections = &self.connections;
+        let mut dropped_queries = 0;
+        self.work.timers.retain(|timer| match timer {
+            Timer::DbReply { conn, .. } => {
+                let live = connections.contains(*conn);
+                dropped_queries += u64::from(!live);
+                live
+            }
+            Timer::Watchdog { conn } => connections.contains(*conn),
+            Timer::RetryAccept => true,
+        });
+        self.work.db_waiting -= dropped_queries;
+        self.sweep_timers_at = (2 * self.work.timers.len()).max(MIN_TIMER_SWEEP);
     }
 
     /// Closes the connection if it has been idle (or stalled) too long,

@@ -76,6 +76,13 @@ impl<T> Slab<T> {
         entry.value.as_mut()
     }
 
+    /// Whether `id` still names a live connection.
+    pub(crate) fn contains(&self, id: ConnectionId) -> bool {
+        self.slots
+            .get(id.slot)
+            .is_some_and(|entry| entry.generation == id.generation && entry.value.is_some())
+    }
+
     /// The live id for a token from `poll`, if a connection holds it.
     pub(crate) fn id_of(&self, token: Token) -> Option<ConnectionId> {
         let slot = token.0.checked_sub(FIRST_CONNECTION_TOKEN)?;

@@ -5,11 +5,12 @@
 //! entry. A thousand outstanding database queries are a thousand small heap
 //! entries (push and pop are O(log n)), not a thousand sleeping threads.
 //!
-//! Entries are never cancelled: a connection that closes leaves its timers
-//! behind, and each one is recognised as stale when it fires (its slot's
-//! generation no longer matches) and dropped. That is simpler and cheaper
-//! than finding and removing them, and the heap stays bounded because every
-//! entry fires within its delay (at most 10 s for a query).
+//! Entries are never cancelled one by one: a connection that closes leaves
+//! its timers behind, and each is recognised as stale when it fires (its
+//! slot's generation no longer matches) and dropped. That is simpler and
+//! cheaper than finding and removing them. So that many short connections
+//! cannot fill the heap with dead entries, the loop sweeps them all out in
+//! one pass whenever the heap has doubled (`EventLoop::drop_stale_timers`).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -52,6 +53,16 @@ impl Timers {
             order: self.added,
             timer,
         });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps only the timers `keep` says yes to.
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&Timer) -> bool) {
+        let mut keep = keep;
+        self.heap.retain(|entry| keep(&entry.timer));
     }
 
     /// When the earliest timer is due, if any.

@@ -46,15 +46,18 @@ impl LineFramer {
         }
     }
 
-    /// Reads once from `source` straight into the framer's buffer, so bytes
-    /// are copied once. Returns what `read` returned: 0 means end of stream.
+    /// Reads once from `source` and keeps what arrived. Returns what `read`
+    /// returned: 0 means end of stream.
+    ///
+    /// The read goes into a buffer on the stack and only the bytes that
+    /// arrived are copied in, so the framer's own buffer grows with the
+    /// data, not with the read size: a connection that sends 5-byte
+    /// requests never holds a 16 KiB buffer.
     pub fn read_from(&mut self, source: &mut impl Read) -> io::Result<usize> {
-        let filled = self.buf.len();
-        self.buf.resize(filled + READ_CHUNK, 0);
-        let result = source.read(&mut self.buf[filled..]);
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(filled + got);
-        result
+        let mut chunk = [0u8; READ_CHUNK];
+        let got = source.read(&mut chunk)?;
+        self.push(&chunk[..got]);
+        Ok(got)
     }
 
     /// The next complete line, without its `\n` or `\r\n`; `None` when only
