@@ -6,6 +6,7 @@ mod support;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use support::{assert_response, start_with, Client, Model, Options};
 
@@ -36,6 +37,36 @@ fn db_answer(id: u64) -> String {
 }
 
 on_both_servers! {
+    fn a_greedy_pipeline_does_not_starve_other_clients(model) {
+        let server = start_with(model, &Options::default());
+        let greedy = server.connect();
+        let mut reader = std::io::BufReader::new(greedy.stream().try_clone().unwrap());
+        let mut writer = greedy.stream().try_clone().unwrap();
+        // 2,000,000 PINGs written by one thread and read by another, so the
+        // greedy client keeps the server as busy as it can.
+        const FLOOD: usize = 2_000_000;
+        let sender = thread::spawn(move || {
+            std::io::Write::write_all(&mut writer, &b"PING\n".repeat(FLOOD)).unwrap();
+        });
+        let receiver = thread::spawn(move || {
+            let mut line = String::new();
+            for _ in 0..FLOOD {
+                line.clear();
+                std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+                assert_eq!(line, "PONG\n");
+            }
+        });
+        // Meanwhile another client is served promptly, again and again.
+        let mut other = server.connect();
+        for _ in 0..20 {
+            let asked = Instant::now();
+            assert_eq!(other.request("PING"), "PONG");
+            assert!(asked.elapsed() < Duration::from_secs(1), "waited {:?} behind the pipeline", asked.elapsed());
+        }
+        sender.join().unwrap();
+        receiver.join().unwrap();
+    }
+
     fn a_reset_connection_never_leaks_its_answer_to_a_newcomer(model) {
         // Room for everyone in the pool's queue; the loop ignores it.
         let options = Options { queue: Some(200), ..Options::default() };

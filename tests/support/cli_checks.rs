@@ -67,6 +67,22 @@ pub fn an_address_in_use_exits_1_with_one_line(binary: &str) {
     assert_one_clean_line(&out.stderr);
 }
 
+/// Threads that cannot be started (here: too little address space for
+/// their stacks) end the server with one clear line and exit code 1.
+pub fn thread_start_failure_exits_1_with_one_line(binary: &str, many_threads: &[&str]) {
+    let out = Command::new("prlimit")
+        .args(["--as=300000000", binary, "--addr", "127.0.0.1:0"])
+        .args(many_threads)
+        .output()
+        .expect("prlimit runs the server");
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_clean_line(&out.stderr);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("thread"),
+        "the line says what failed"
+    );
+}
+
 /// A running server process, killed if a check fails half-way.
 struct Process(Child);
 

@@ -38,3 +38,8 @@ fn out_of_descriptors_it_idles_and_recovers() {
 fn a_client_that_never_reads_is_bounded_then_closed() {
     cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY);
 }
+
+#[test]
+fn thread_start_failure_exits_1_with_one_line() {
+    cli_checks::thread_start_failure_exits_1_with_one_line(BINARY, &["--workers", "10000"]);
+}
