@@ -209,9 +209,12 @@ pub fn out_of_descriptors_it_idles_and_recovers(binary: &str, extra_args: &[&str
 /// server stops reading from it instead of buffering (its memory stays
 /// under 50 MB), keeps answering another client, and closes the greedy
 /// connection once its output has made no progress for the write timeout.
-pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str) {
-    let (process, _stdout, addr) =
-        spawn(Command::new(binary).args(["--addr", "127.0.0.1:0", "--write-timeout-secs", "2"]));
+pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str, extra_args: &[&str]) {
+    let (process, _stdout, addr) = spawn(
+        Command::new(binary)
+            .args(["--addr", "127.0.0.1:0", "--write-timeout-secs", "2"])
+            .args(extra_args),
+    );
     let pid = process.0.id();
     let greedy = TcpStream::connect(addr).unwrap();
     let mut writer = greedy.try_clone().unwrap();
@@ -295,4 +298,38 @@ pub fn sigterm_drains_every_request_in_flight(binary: &str, delay_ms: u64) {
     stdout.read_to_string(&mut said).unwrap();
     assert!(said.contains("drained"), "{said}");
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+/// A second signal during a drain exits at once, without waiting for it.
+pub fn a_second_signal_exits_at_once(binary: &str) {
+    let (mut process, _stdout, addr) = spawn_on_port_0(binary);
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"PING\nDB 1 10000\n").unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap(); // PONG: the query is in flight
+    let pid = process.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // The drain now waits on the 10 s query; a second signal cuts it short.
+    let started = Instant::now();
+    loop {
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(exit) = process.0.try_wait().unwrap() {
+            assert_eq!(exit.code(), Some(130));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a second signal did not end the process"
+        );
+    }
 }

@@ -36,10 +36,15 @@ fn out_of_descriptors_it_idles_and_recovers() {
 
 #[test]
 fn a_client_that_never_reads_is_bounded_then_closed() {
-    cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY);
+    cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY, &["--workers", "4"]);
 }
 
 #[test]
 fn thread_start_failure_exits_1_with_one_line() {
     cli_checks::thread_start_failure_exits_1_with_one_line(BINARY, &["--workers", "10000"]);
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    cli_checks::a_second_signal_exits_at_once(BINARY);
 }
