@@ -446,7 +446,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn rss_bytes(pid: u32) -> std::io::Result<u64> {
+/// Resident memory of process `pid`, from `/proc/PID/status` (Linux).
+pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

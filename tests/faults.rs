@@ -3,34 +3,10 @@
 
 mod support;
 
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{assert_response, start_with, Client, Model, Options};
-
-/// Makes closing `stream` send a reset (RST) instead of a FIN, as a client
-/// that crashes or is killed does.
-fn reset_on_close(stream: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `setsockopt` reads `size_of::<linger>()` bytes from a pointer
-    // to a live local `linger`, on a descriptor `stream` owns and keeps open
-    // for the whole call.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
-}
+use support::{assert_response, reset_on_close, start_with, Client, Model, Options};
 
 fn db_answer(id: u64) -> String {
     format!("OK DB {id} value={:016x}", shared::db::value(id))

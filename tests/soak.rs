@@ -11,12 +11,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use parallel_vs_async::loadgen::{self, LoadSpec, Workload};
+use support::reset_on_close;
+
+mod support;
 
 const RUN: Duration = Duration::from_secs(60);
 const WARM_UP: Duration = Duration::from_secs(10);
@@ -59,30 +61,7 @@ fn open_fds(pid: u32) -> usize {
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap();
-    kb.trim().trim_end_matches("kB").trim().parse().unwrap()
-}
-
-fn reset_on_close(stream: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: reads `size_of::<linger>()` bytes from a live local, on a
-    // descriptor `stream` keeps open for the call.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    parallel_vs_async::compare::rss_bytes(pid).expect("the server's RSS") / 1024
 }
 
 /// One misbehaving client, over and over until `until`: a reset with a

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use shared::cli::CommonConfig;
@@ -204,4 +205,26 @@ pub fn assert_starts_with(response: &str, prefix: &str) {
         response.starts_with(prefix),
         "expected {prefix:?}..., got {response:?}"
     );
+}
+
+/// Makes closing `stream` send a reset (RST) instead of a FIN, as a client
+/// that crashes or is killed does.
+pub fn reset_on_close(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `setsockopt` reads `size_of::<linger>()` bytes from a pointer
+    // to a live local `linger`, on a descriptor `stream` owns and keeps open
+    // for the whole call.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
 }
