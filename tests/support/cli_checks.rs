@@ -239,7 +239,9 @@ pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str, extra_args
         "another client waited {:?}",
         asked.elapsed()
     );
+    let waited = asked.elapsed();
     let rss = rss_bytes(pid);
+    eprintln!("flooded server: RSS {rss} bytes, another client's PING answered in {waited:?}");
     assert!(
         rss < 50 * 1024 * 1024,
         "server RSS {rss} bytes while a client floods it"
