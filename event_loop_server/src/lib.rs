@@ -38,6 +38,8 @@ pub struct Config {
     /// 0: image jobs run inline on the loop thread. Above 0: they run on a
     /// pool of this many threads (see `offload.rs`).
     pub offload_workers: usize,
+    /// Independent event loops, each on its own thread (`--loops`).
+    pub loops: usize,
 }
 
 impl Config {
@@ -50,6 +52,7 @@ impl Config {
             common: CommonConfig::new(addr),
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             offload_workers: 0,
+            loops: 1,
         }
     }
 }
@@ -130,6 +133,11 @@ const FLAGS: &[Flag] = &[
         help: "open connections before new ones get `ERR busy`, 1 to 1000000 [10000]",
     },
     Flag {
+        name: "loops",
+        value: "N",
+        help: "independent event loops, one thread each, 1 to 1024 [1]",
+    },
+    Flag {
         name: "offload-workers",
         value: "N",
         help: "run IMAGE jobs on N worker threads instead of the loop, 0 to 1024 [0: inline]",
@@ -154,6 +162,9 @@ fn config_from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Config
     config.common = common;
     if let Some(max) = flags.number("max-connections", 1, 1_000_000)? {
         config.max_connections = max;
+    }
+    if let Some(loops) = flags.number("loops", 1, 1024)? {
+        config.loops = loops;
     }
     if let Some(workers) = flags.number("offload-workers", 0, 1024)? {
         config.offload_workers = workers;
