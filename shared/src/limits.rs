@@ -6,6 +6,14 @@ use std::time::Duration;
 
 /// Longest request line, in bytes, not counting `\n` or `\r\n`.
 pub const MAX_LINE: usize = 1024;
+/// Most header lines one HTTP request may have (each also within
+/// [`MAX_LINE`]).
+pub const MAX_HEADER_LINES: usize = 64;
+/// Most bytes of header lines, `\r\n` counted, one HTTP request may have.
+/// Memory is bounded without it (headers are looked at line by line and
+/// never kept); this bounds how much a client can make the server parse
+/// before its request is even complete.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Largest image side; 4096 x 4096 is 16 MiB of source pixels per job.
 pub const MAX_IMAGE_SIDE: u32 = 4096;
 /// Longest fake-database delay a client may ask for.

@@ -15,18 +15,21 @@
 //!
 //! ## Dialects
 //! Each connection speaks one dialect for its whole life, chosen from its
-//! first complete non-blank line. Today every connection speaks the line
-//! protocol; the dialect is an enum so a second one plugs in here and
-//! nowhere else.
+//! first complete non-blank line: a line shaped like an HTTP request line
+//! (`GET /ping HTTP/1.1`) makes it [HTTP](crate::protocol::http), anything
+//! else the line protocol. Both share the framer, so the line limit holds
+//! for either; everything else about HTTP lives in its own module and plugs
+//! in here and nowhere else.
 //!
 //! ## The end of a conversation
-//! Some answers are the last on their connection: `BYE` after `QUIT`, and
+//! Some answers are the last on their connection: `BYE` after `QUIT`,
 //! `ERR line too long` (after it there is no telling where the next request
-//! starts). [`Reply::ends_connection`] says so, and after such an item the
+//! starts), an HTTP response with `Connection: close`. [`Reply::ends_connection`] says so, and after such an item the
 //! reader hands out nothing more.
 
 use std::io::{self, Read};
 
+use crate::protocol::http::{self, HttpFraming, HttpParser, Persistence};
 use crate::protocol::{parse_request, response, LineFramer, LineTooLong, Request};
 
 /// One thing a client asked, in arrival order.
@@ -56,6 +59,8 @@ pub struct Reply {
 enum Framing {
     /// The line itself, `\n` included.
     Line,
+    /// An HTTP response whose body is the line.
+    Http(HttpFraming),
 }
 
 impl Reply {
@@ -63,6 +68,13 @@ impl Reply {
         Reply {
             framing: Framing::Line,
             ends_connection,
+        }
+    }
+
+    pub(crate) fn http(framing: HttpFraming) -> Self {
+        Reply {
+            ends_connection: framing.persistence == Persistence::Close,
+            framing: Framing::Http(framing),
         }
     }
 
@@ -76,6 +88,7 @@ impl Reply {
     pub fn encode(&self, answer: &str, out: &mut Vec<u8>) {
         match self.framing {
             Framing::Line => out.extend_from_slice(answer.as_bytes()),
+            Framing::Http(http) => http.encode(answer, out),
         }
     }
 }
@@ -87,6 +100,7 @@ enum Dialect {
     #[default]
     Undecided,
     Line,
+    Http(HttpParser),
 }
 
 /// One connection's incoming side: framing, dialect and parsing.
@@ -174,11 +188,26 @@ fn take_line(dialect: &mut Dialect, line: Result<&[u8], LineTooLong>) -> Option<
         if text.iter().all(|b| b.is_ascii_whitespace()) {
             return None;
         }
-        *dialect = Dialect::Line;
+        *dialect = if http::is_request_line(text) {
+            Dialect::Http(HttpParser::default())
+        } else {
+            Dialect::Line
+        };
     }
     match dialect {
+        // A first line too long to look at is no HTTP request line we can
+        // recognise: it is refused the line protocol's way.
         Dialect::Undecided | Dialect::Line => line_item(line),
+        Dialect::Http(parser) => parser.take_line(line),
     }
+}
+
+/// What a server that has no room for a new connection sends before closing
+/// it, given whatever it could read from it without waiting (maybe
+/// nothing): an HTTP 503 with `Retry-After` if the bytes begin with an HTTP
+/// request line, `ERR busy` otherwise.
+pub fn busy_answer(received: &[u8]) -> Vec<u8> {
+    http::busy_response(received).unwrap_or_else(|| response::BUSY.to_vec())
 }
 
 /// The line protocol: one line, one request.

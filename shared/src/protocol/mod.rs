@@ -8,16 +8,18 @@
 //!
 //! [`dialect`] puts the three together behind one interface, the
 //! [`RequestReader`]: bytes in, requests out, and answers out as bytes,
-//! framed for whichever protocol the connection speaks.
+//! framed for whichever protocol the connection speaks: the line protocol
+//! or [`http`], the same requests spelt as HTTP/1.1.
 //!
 //! None of it touches a socket, so the same code serves a blocking worker and
 //! a non-blocking event loop, and the unit tests can feed it any byte stream.
 
 pub mod dialect;
 pub mod framer;
+pub mod http;
 pub mod request;
 pub mod response;
 
-pub use dialect::{Incoming, Reply, RequestReader, Work};
+pub use dialect::{busy_answer, Incoming, Reply, RequestReader, Work};
 pub use framer::{LineFramer, LineTooLong};
 pub use request::{parse_request, Request, RequestError};

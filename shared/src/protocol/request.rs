@@ -58,7 +58,10 @@ pub fn parse_request(line: &[u8]) -> Option<Result<Request, RequestError>> {
     Some(parse_command(command, &args))
 }
 
-fn parse_command(command: &[u8], args: &[&[u8]]) -> Result<Request, RequestError> {
+/// Parses a command word and its arguments: the one place the arguments of
+/// every command are checked, whichever dialect the words came from (the
+/// HTTP routes build the same words from a path and a query).
+pub(crate) fn parse_command(command: &[u8], args: &[&[u8]]) -> Result<Request, RequestError> {
     let is = |name: &str| command.eq_ignore_ascii_case(name.as_bytes());
     let no_args = |request: Request, usage: &'static str| {
         if args.is_empty() {
