@@ -149,9 +149,9 @@ on_both_servers! {
     }
 }
 
-/// With offload on, the loop keeps serving while image jobs run on the
-/// pool: a PING on another connection is answered while a batch of big jobs
-/// is still running (inline, it would wait behind every one of them).
+// With offload on, the loop keeps serving while image jobs run on the
+// pool: a PING on another connection is answered while a batch of big jobs
+// is still running (inline, it would wait behind every one of them).
 on_event_loops! {
     fn offloaded_image_jobs_do_not_stall_other_connections(model) {
         const JOBS: u64 = 16;
@@ -189,8 +189,8 @@ on_event_loops! {
     }
 }
 
-/// Results computed on several workers, finishing in any order, still go
-/// back in request order, mixed with answers the loop gives itself.
+// Results computed on several workers, finishing in any order, still go
+// back in request order, mixed with answers the loop gives itself.
 on_event_loops! {
     fn offloaded_results_keep_request_order(model) {
         let options = Options {
