@@ -145,6 +145,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether `cargo run --release -- FLAG` knows `FLAG` (such as `--quick`).
+/// It asks the parser itself rather than a second list of names, so the
+/// docs test that calls it cannot drift from what the binary accepts.
+pub fn accepts_flag(flag: &str) -> bool {
+    !matches!(parse(&[OsString::from(flag)]), Err(Some(reason)) if reason == unknown_argument(flag))
+}
+
+fn unknown_argument(arg: &str) -> String {
+    format!("unknown argument '{arg}'")
+}
+
 fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
     let mut options = Options {
         quick: false,
@@ -189,7 +200,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
                 options.idle_connections =
                     number("--idle-connections", args.next(), 50_000)? as usize
             }
-            other => return Err(Some(format!("unknown argument '{other}'"))),
+            other => return Err(Some(unknown_argument(other))),
         }
     }
     if options.duration.is_zero() {

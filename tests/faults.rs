@@ -95,24 +95,25 @@ on_both_servers! {
     }
 }
 
-#[test]
-fn a_panicking_offloaded_job_is_answered_and_counted() {
-    let options = Options {
-        offload_workers: Some(2),
-        ..Options::default()
-    };
-    let server = start_with(Model::EventLoop, &options);
-    let mut client = server.connect();
-    client.send(format!(
-        "IMAGE edge 8 8 {}\nIMAGE edge 16 9 7\n",
-        shared::image::PANIC_SEED
-    ));
-    assert_eq!(client.line(), "ERR internal error");
-    let ok = client.line();
-    assert!(
-        ok.starts_with("OK IMAGE edge 16x9 seed=7 checksum=89eb0a4a6540b00c"),
-        "{ok}"
-    );
-    let stats = client.request("STATS");
-    assert!(stats.contains(" panics=1"), "{stats}");
+on_event_loops! {
+    fn a_panicking_offloaded_job_is_answered_and_counted(model) {
+        let options = Options {
+            offload_workers: Some(2),
+            ..Options::default()
+        };
+        let server = start_with(model, &options);
+        let mut client = server.connect();
+        client.send(format!(
+            "IMAGE edge 8 8 {}\nIMAGE edge 16 9 7\n",
+            shared::image::PANIC_SEED
+        ));
+        assert_eq!(client.line(), "ERR internal error");
+        let ok = client.line();
+        assert!(
+            ok.starts_with("OK IMAGE edge 16x9 seed=7 checksum=89eb0a4a6540b00c"),
+            "{ok}"
+        );
+        let stats = client.request("STATS");
+        assert!(stats.contains(" panics=1"), "{stats}");
+    }
 }

@@ -28,18 +28,19 @@ fn concurrent_queries(addr: std::net::SocketAddr, clients: u64, delay_ms: u64) -
     started.elapsed()
 }
 
-#[test]
-fn event_loop_waits_on_300_queries_at_once() {
-    let server = start_with(Model::EventLoop, &Options::default());
-    let took = concurrent_queries(server.addr(), 300, 400);
-    assert!(
-        took >= Duration::from_millis(400),
-        "answered before the delay: {took:?}"
-    );
-    assert!(
-        took < Duration::from_millis(2500),
-        "300 waiting queries did not overlap: {took:?}"
-    );
+on_event_loops! {
+    fn event_loop_waits_on_300_queries_at_once(model) {
+        let server = start_with(model, &Options::default());
+        let took = concurrent_queries(server.addr(), 300, 400);
+        assert!(
+            took >= Duration::from_millis(400),
+            "answered before the delay: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(2500),
+            "300 waiting queries did not overlap: {took:?}"
+        );
+    }
 }
 
 #[test]
@@ -90,26 +91,27 @@ fn a_full_pool_queue_answers_busy_and_keeps_serving() {
     assert_eq!(queued.request("PING"), "PONG");
 }
 
-#[test]
-fn max_connections_answers_busy_and_keeps_serving() {
-    let options = Options {
-        max_connections: Some(2),
-        ..Options::default()
-    };
-    let server = start_with(Model::EventLoop, &options);
-    let mut first = server.connect();
-    let mut second = server.connect();
-    assert_eq!(first.request("PING"), "PONG");
-    assert_eq!(second.request("PING"), "PONG");
-    let mut third = server.connect();
-    assert_eq!(third.line(), "ERR busy");
-    third.expect_closed();
-    assert_eq!(first.request("QUIT"), "BYE");
-    first.expect_closed();
-    // A place came free; STATS also proves the loop counted the refusal.
-    let mut fourth = server.connect();
-    let stats = fourth.request("STATS");
-    assert!(stats.contains("busy_rejections=1"), "{stats}");
+on_event_loops! {
+    fn max_connections_answers_busy_and_keeps_serving(model) {
+        let options = Options {
+            max_connections: Some(2),
+            ..Options::default()
+        };
+        let server = start_with(model, &options);
+        let mut first = server.connect();
+        let mut second = server.connect();
+        assert_eq!(first.request("PING"), "PONG");
+        assert_eq!(second.request("PING"), "PONG");
+        let mut third = server.connect();
+        assert_eq!(third.line(), "ERR busy");
+        third.expect_closed();
+        assert_eq!(first.request("QUIT"), "BYE");
+        first.expect_closed();
+        // A place came free; STATS also proves the loop counted the refusal.
+        let mut fourth = server.connect();
+        let stats = fourth.request("STATS");
+        assert!(stats.contains("busy_rejections=1"), "{stats}");
+    }
 }
 
 on_both_servers! {
@@ -147,68 +149,70 @@ on_both_servers! {
     }
 }
 
-/// With offload on, the loop keeps serving while image jobs run on the
-/// pool: a PING on another connection is answered while a batch of big jobs
-/// is still running (inline, it would wait behind every one of them).
-#[test]
-fn offloaded_image_jobs_do_not_stall_other_connections() {
-    const JOBS: u64 = 16;
-    let options = Options {
-        offload_workers: Some(1),
-        ..Options::default()
-    };
-    let server = start_with(Model::EventLoop, &options);
-    let mut images = server.connect();
-    let batch: String = (0..JOBS)
-        .map(|seed| format!("IMAGE blur 4096 4096 {seed}\n"))
-        .collect();
-    images.send(batch);
-    let mut other = server.connect();
-    assert_eq!(other.request("PING"), "PONG");
-    // Sixteen 16-MPixel jobs on one worker take a good fraction of a
-    // second; a PING takes a round trip. Count the results already back.
-    let mut arrived = vec![0u8; 64 * 1024];
-    images.stream().set_nonblocking(true).unwrap();
-    let results_so_far = images
-        .stream()
-        .peek(&mut arrived)
-        .map_or(0, |n| arrived[..n].iter().filter(|&&b| b == b'\n').count());
-    images.stream().set_nonblocking(false).unwrap();
-    assert!(
-        (results_so_far as u64) < JOBS,
-        "the PING waited for every image job"
-    );
-    for seed in 0..JOBS {
-        assert_starts_with(
-            &images.line(),
-            &format!("OK IMAGE blur 4096x4096 seed={seed} checksum="),
+// With offload on, the loop keeps serving while image jobs run on the
+// pool: a PING on another connection is answered while a batch of big jobs
+// is still running (inline, it would wait behind every one of them).
+on_event_loops! {
+    fn offloaded_image_jobs_do_not_stall_other_connections(model) {
+        const JOBS: u64 = 16;
+        let options = Options {
+            offload_workers: Some(1),
+            ..Options::default()
+        };
+        let server = start_with(model, &options);
+        let mut images = server.connect();
+        let batch: String = (0..JOBS)
+            .map(|seed| format!("IMAGE blur 4096 4096 {seed}\n"))
+            .collect();
+        images.send(batch);
+        let mut other = server.connect();
+        assert_eq!(other.request("PING"), "PONG");
+        // Sixteen 16-MPixel jobs on one worker take a good fraction of a
+        // second; a PING takes a round trip. Count the results already back.
+        let mut arrived = vec![0u8; 64 * 1024];
+        images.stream().set_nonblocking(true).unwrap();
+        let results_so_far = images
+            .stream()
+            .peek(&mut arrived)
+            .map_or(0, |n| arrived[..n].iter().filter(|&&b| b == b'\n').count());
+        images.stream().set_nonblocking(false).unwrap();
+        assert!(
+            (results_so_far as u64) < JOBS,
+            "the PING waited for every image job"
         );
+        for seed in 0..JOBS {
+            assert_starts_with(
+                &images.line(),
+                &format!("OK IMAGE blur 4096x4096 seed={seed} checksum="),
+            );
+        }
     }
 }
 
-/// Results computed on several workers, finishing in any order, still go
-/// back in request order, mixed with answers the loop gives itself.
-#[test]
-fn offloaded_results_keep_request_order() {
-    let options = Options {
-        offload_workers: Some(3),
-        ..Options::default()
-    };
-    let server = start_with(Model::EventLoop, &options);
-    let mut client = server.connect();
-    // Big and small jobs alternate, so later small ones finish first.
-    let mut batch = String::new();
-    for seed in 0..12u64 {
-        let side = if seed % 2 == 0 { 1024 } else { 8 };
-        batch.push_str(&format!("IMAGE edge {side} {side} {seed}\nPING\n"));
-    }
-    client.send(batch);
-    for seed in 0..12u64 {
-        let side = if seed % 2 == 0 { 1024 } else { 8 };
-        assert_starts_with(
-            &client.line(),
-            &format!("OK IMAGE edge {side}x{side} seed={seed} checksum="),
-        );
-        assert_eq!(client.line(), "PONG");
+// Results computed on several workers, finishing in any order, still go
+// back in request order, mixed with answers the loop gives itself.
+on_event_loops! {
+    fn offloaded_results_keep_request_order(model) {
+        let options = Options {
+            offload_workers: Some(3),
+            ..Options::default()
+        };
+        let server = start_with(model, &options);
+        let mut client = server.connect();
+        // Big and small jobs alternate, so later small ones finish first.
+        let mut batch = String::new();
+        for seed in 0..12u64 {
+            let side = if seed % 2 == 0 { 1024 } else { 8 };
+            batch.push_str(&format!("IMAGE edge {side} {side} {seed}\nPING\n"));
+        }
+        client.send(batch);
+        for seed in 0..12u64 {
+            let side = if seed % 2 == 0 { 1024 } else { 8 };
+            assert_starts_with(
+                &client.line(),
+                &format!("OK IMAGE edge {side}x{side} seed={seed} checksum="),
+            );
+            assert_eq!(client.line(), "PONG");
+        }
     }
 }

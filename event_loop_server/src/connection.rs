@@ -1,87 +1,132 @@
 //! One connection as the event loop sees it: a state machine that is never
 //! allowed to wait.
 //!
-//! Nothing here blocks. Each call to [`Connection::pump`] does whatever can
-//! be done *right now* (read what has arrived, answer what can be answered,
-//! write what the socket will take) and returns; the loop calls it again
-//! when something changes: the socket becomes readable or writable, a
-//! database timer fires, or the connection used up its turn.
+//! [`Connection::drive`] does whatever can be done *right now* (take the
+//! requests already read, read more if there is room, answer what can be
+//! answered, write what the socket takes) and returns a [`Status`]. The loop
+//! calls it again whenever something changes: a readiness event, a database
+//! timer, an offloaded answer, or a turn that ran out of budget. Calling it
+//! with nothing changed is harmless, which is what makes spurious wake-ups
+//! safe.
+//!
+//! The socket is a type parameter, so the model test in `connection_model.rs`
+//! drives this very code with a scripted socket instead of a real one.
+//!
+//! ## The input side is one state
+//!
+//! ```text
+//!            read filled the buffer                 readable event
+//!           ┌────────┐                       ┌──────────────────────┐
+//!           ▼        │   short read or       │                      │
+//!        Readable ───┴── WouldBlock ──────▶ Drained ────────────────┘
+//!           │                                   │
+//!           │ event reports FIN                 │ event reports FIN
+//!           ▼                                   │
+//!        Closing ◀──────────────────────────────┘
+//!           │ (reads until 0, however short)
+//!           │ read returned 0                 QUIT, line too long, HTTP close,
+//!           ▼                                 or shutdown: from any state
+//!       PeerClosed                        ──────────────────────▶ Stopped
+//! ```
+//!
+//! In every state, requests already read and framed are still taken and
+//! answered (after `QUIT` or a line too long the reader hands out no more).
+//! Only `Readable` and `Closing` read from the socket. The connection is finished when
+//! the input is `PeerClosed` or `Stopped`, the reader holds no further
+//! request, and every answer has been written.
 //!
 //! ## Ordering
-//! Every request takes a place in `answers`, in arrival order. Quick answers
-//! fill their place at once; a database query leaves its place empty until
-//! its timer fires. Only the *front* of the queue is ever moved to the
-//! output, so a later request that finishes first waits behind an earlier
-//! one: `DB 1 300`, `PING`, `DB 2 0` come back in that order.
+//! Every request takes a place in the answer queue, in arrival order. Quick
+//! answers fill their place at once; a database query or an offloaded image
+//! leaves it empty until its answer arrives through [`Connection::fill`].
+//! Only the *front* is ever moved to the output, so `DB 1 300`, `PING`,
+//! `DB 2 0` come back in that order.
 //!
-//! ## Backpressure
+//! ## Backpressure, and what resumes it
 //! A client may pipeline without reading. Past [`MAX_IN_FLIGHT`] unanswered
 //! requests or [`MAX_UNSENT`] bytes of unsent output, the connection stops
-//! reading: the client's bytes wait in the kernel, TCP flow control slows
-//! the client down, and this server's memory stays flat.
-//!
-//! ## Readiness is a hint, and edge-triggered
-//! mio reports a socket once when it *becomes* readable. So `may_read`
-//! remembers that a read may succeed until one returns `WouldBlock`; a
-//! connection that stopped reading for backpressure or for fairness resumes
-//! from that flag, not from a new event (none would come).
+//! taking requests and stops reading: the client's bytes wait in the kernel
+//! and TCP flow control slows it down. Pressure lifts only when an answer
+//! arrives or the socket takes output, and both of those call `drive`, which
+//! picks up where it stopped: first the requests already framed (no
+//! readiness event will ever come for bytes that were already read), then
+//! the socket.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
-use mio::{Interest, Registry};
-use shared::protocol::{parse_request, response, LineFramer, LineTooLong, Request, RequestError};
-use shared::stats::Counters;
+use shared::protocol::framer::READ_CHUNK;
+use shared::protocol::{Incoming, Reply, Request, RequestReader, Work};
 
-use crate::slab::ConnectionId;
+// The unit tests use small limits, so that the model test reaches every
+// limit in a few requests; the servers always use the large ones.
 
 /// Unanswered requests one connection may have before it stops being read.
-pub(crate) const MAX_IN_FLIGHT: usize = 1024;
+pub(crate) const MAX_IN_FLIGHT: usize = if cfg!(test) { 6 } else { 1024 };
 /// Unsent output one connection may have before it stops being read.
-pub(crate) const MAX_UNSENT: usize = 256 * 1024;
-/// Requests one connection may start in one turn of the loop, so a client
+pub(crate) const MAX_UNSENT: usize = if cfg!(test) { 64 } else { 256 * 1024 };
+/// Requests one connection may take in one turn of the loop, so a client
 /// with a huge pipeline cannot keep the loop from everyone else.
-pub(crate) const REQUESTS_PER_TURN: usize = 64;
+pub(crate) const REQUESTS_PER_TURN: usize = if cfg!(test) { 4 } else { 64 };
 
-/// Answers the requests a connection cannot answer by itself.
-pub(crate) trait Answerer {
-    /// The answer line now, or `None` if it will be delivered later through
-    /// [`Connection::fill`] with the same `seq`.
-    fn answer(&mut self, conn: ConnectionId, seq: u64, request: Request) -> Option<String>;
+/// Where the connection's input stands (see the module docs' diagram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// The socket may hold unread bytes: read when there is room.
+    Readable,
+    /// The socket was read dry; the next readiness event makes it
+    /// `Readable` again.
+    Drained,
+    /// The peer's FIN has been reported but not read yet: read until the
+    /// end of stream, however short the reads, because no further edge
+    /// will come for it.
+    Closing,
+    /// The client's FIN has been read: nothing more will arrive.
+    PeerClosed,
+    /// Nothing more is read: `QUIT`, a line too long, an HTTP close, or
+    /// shutdown.
+    Stopped,
 }
 
-/// How a connection stands after a turn.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Progress {
-    /// Waiting for the socket or a timer.
+/// How a connection stands after [`Connection::drive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Waiting for the socket, a timer or an offloaded answer: each of
+    /// those calls `drive` again.
     Waiting,
-    /// Used its turn's budget with requests left: pump it again soon.
+    /// Used its turn's budget with requests left: drive it again this turn.
     MoreToDo,
-    /// Everything asked has been answered and sent, and no more will come.
+    /// Everything asked has been answered and written; close it.
     Finished,
 }
 
-pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
-    framer: LineFramer,
-    /// One place per request, in order; `None` until its answer exists.
-    answers: VecDeque<Option<String>>,
-    /// The sequence number of `answers.front()`.
+/// Why taking requests stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Pause {
+    Budget,
+    Backpressure,
+    /// Nothing framed is left and the socket has nothing to give now.
+    NoInput,
+}
+
+/// One request's place in the answer queue.
+struct Place {
+    reply: Reply,
+    /// `None` until the answer exists.
+    answer: Option<String>,
+}
+
+pub(crate) struct Connection<S> {
+    pub(crate) socket: S,
+    reader: RequestReader,
+    input: Input,
+    /// One place per request taken, in order.
+    answers: VecDeque<Place>,
+    /// The sequence number of `answers.front()`; fills name their place by it.
     first_seq: u64,
+    /// Framed answers not yet taken by the socket.
     out: Vec<u8>,
-    /// A read may succeed: set by readiness events, cleared by `WouldBlock`.
-    pub(crate) may_read: bool,
-    /// False once nothing more will be read: end of stream, `QUIT`, a line
-    /// too long, or shutdown.
-    reading: bool,
-    /// False once later lines are to be ignored (`QUIT`, a line too long).
-    parsing: bool,
-    /// Set once every complete line received has been taken.
-    input_done: bool,
-    /// Whether WRITABLE is part of the registered interest.
-    wants_writable: bool,
     /// Idle time counts from here: the last *complete* request, so a line
     /// trickled a byte at a time does not keep a connection alive.
     last_request: Instant,
@@ -89,141 +134,169 @@ pub(crate) struct Connection {
     last_write_progress: Instant,
 }
 
-impl Connection {
-    pub(crate) fn new(stream: TcpStream, now: Instant) -> Self {
+impl<S: Read + Write> Connection<S> {
+    pub(crate) fn new(socket: S, now: Instant) -> Self {
         Connection {
-            stream,
-            framer: LineFramer::new(),
+            socket,
+            reader: RequestReader::new(),
+            input: Input::Readable,
             answers: VecDeque::new(),
             first_seq: 0,
             out: Vec::new(),
-            may_read: true,
-            reading: true,
-            parsing: true,
-            input_done: false,
-            wants_writable: false,
             last_request: now,
             last_write_progress: now,
         }
     }
 
-    /// Does everything that can be done now, within this turn's budget.
-    /// An error means the connection is broken and should be dropped.
-    pub(crate) fn pump(
+    /// Does everything that can be done now, within one turn's budget.
+    /// `serve` answers a request at once (`Some`) or promises a later
+    /// [`fill`](Self::fill) with the same sequence number (`None`). An error
+    /// means the socket is broken and the connection should be dropped.
+    pub(crate) fn drive(
         &mut self,
-        id: ConnectionId,
-        answerer: &mut impl Answerer,
-        counters: &Counters,
-    ) -> io::Result<Progress> {
+        mut serve: impl FnMut(u64, Request) -> Option<String>,
+    ) -> io::Result<Status> {
         let mut budget = REQUESTS_PER_TURN;
-        let mut more_to_do = false;
-        while self.parsing && !self.backpressured() {
-            if budget == 0 {
-                more_to_do = true;
-                break;
-            }
-            // Parse to an owned value at once, ending the framer's borrow.
-            let next = self.framer.next_line().map(parse);
-            match next {
-                Some(line) => {
-                    budget -= 1;
-                    self.take(line, id, answerer);
-                }
-                None if self.reading && self.may_read => {
-                    if let Some(last_line) = self.read()? {
-                        self.take(last_line, id, answerer);
-                    }
-                }
-                None => {
-                    self.input_done = true;
-                    break;
-                }
+        loop {
+            let pause = self.take_requests(&mut budget, &mut serve)?;
+            self.move_ready_answers();
+            self.write()?;
+            // Writing may have lifted the pressure that paused us: go on,
+            // because no event will come for requests already read.
+            if pause != Pause::Backpressure || self.backpressured() {
+                return Ok(self.status(pause));
             }
         }
-        self.move_ready_answers(counters);
-        self.write()?;
-        let nothing_left = !self.reading
-            && (self.input_done || !self.parsing)
-            && self.answers.is_empty()
-            && self.out.is_empty();
-        Ok(if nothing_left {
-            Progress::Finished
-        } else if more_to_do {
-            Progress::MoreToDo
+    }
+
+    /// A readiness event said the socket can be read; `fin` when it also
+    /// said the peer has closed its side (mio's `is_read_closed`).
+    pub(crate) fn readable(&mut self, fin: bool) {
+        match self.input {
+            Input::Readable | Input::Drained if fin => self.input = Input::Closing,
+            Input::Drained => self.input = Input::Readable,
+            _ => {}
+        }
+    }
+
+    /// Shutdown: read nothing more, answer what has been read.
+    pub(crate) fn stop_reading(&mut self) {
+        self.input = Input::Stopped;
+    }
+
+    /// Delivers a late answer (a database reply, an offloaded image).
+    pub(crate) fn fill(&mut self, seq: u64, answer: String) {
+        let index = seq.checked_sub(self.first_seq);
+        if let Some(place) = index.and_then(|i| self.answers.get_mut(i as usize)) {
+            place.answer = Some(answer);
+        }
+    }
+
+    /// Answers moved to the output so far.
+    pub(crate) fn answered(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// When this connection should be closed if nothing changes: a stalled
+    /// reader after the write timeout, an idle one after the idle timeout.
+    /// `None` while it is only waiting for its answers, which is not idle.
+    pub(crate) fn deadline(&self, idle: Duration, write: Duration) -> Option<Instant> {
+        if !self.out.is_empty() {
+            Some(self.last_write_progress + write)
+        } else if !self.answers.is_empty() {
+            None
         } else {
-            Progress::Waiting
-        })
-    }
-
-    /// Reads once. Returns the final unterminated line at end of stream.
-    fn read(&mut self) -> io::Result<Option<Parsed>> {
-        match self.framer.read_from(&mut self.stream) {
-            Ok(0) => {
-                self.reading = false;
-                Ok(self.framer.finish().map(parse))
-            }
-            Ok(_) => Ok(None),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                self.may_read = false;
-                // Quiet for now: keep only the partial line, not a buffer.
-                self.framer.shrink();
-                Ok(None)
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(None),
-            Err(e) => Err(e),
+            Some(self.last_request + idle)
         }
     }
 
-    fn take(&mut self, line: Parsed, id: ConnectionId, answerer: &mut impl Answerer) {
-        let answer = match line {
-            Parsed::Blank => return,
-            Parsed::TooLong => self.last_answer(response::line_too_long()),
-            Parsed::Request(Err(e)) => Some(response::error(&e)),
-            Parsed::Request(Ok(Request::Quit)) => self.last_answer(response::bye()),
-            Parsed::Request(Ok(request)) => {
-                let seq = self.first_seq + self.answers.len() as u64;
-                answerer.answer(id, seq, request)
+    fn take_requests(
+        &mut self,
+        budget: &mut usize,
+        serve: &mut impl FnMut(u64, Request) -> Option<String>,
+    ) -> io::Result<Pause> {
+        loop {
+            if self.backpressured() {
+                return Ok(Pause::Backpressure);
             }
+            if *budget == 0 {
+                return Ok(Pause::Budget);
+            }
+            // Requests already read come first; the socket only when none is
+            // left. At end of stream the last line may lack its `\n`.
+            let item = match self.input {
+                Input::PeerClosed => self.reader.next().or_else(|| self.reader.finish()),
+                _ => self.reader.next(),
+            };
+            match item {
+                Some(item) => {
+                    *budget -= 1;
+                    self.take(item, serve);
+                }
+                None if matches!(self.input, Input::Readable | Input::Closing) => self.read()?,
+                None => return Ok(Pause::NoInput),
+            }
+        }
+    }
+
+    fn take(&mut self, item: Incoming, serve: &mut impl FnMut(u64, Request) -> Option<String>) {
+        if item.reply.ends_connection() {
+            self.input = Input::Stopped;
+        }
+        let seq = self.first_seq + self.answers.len() as u64;
+        let answer = match item.work {
+            Work::Answered(line) => Some(line),
+            Work::Serve(request) => serve(seq, request),
         };
-        self.answers.push_back(answer);
+        self.answers.push_back(Place {
+            reply: item.reply,
+            answer,
+        });
         self.last_request = Instant::now();
     }
 
-    /// After `QUIT` or a too-long line: nothing more is read or answered.
-    fn last_answer(&mut self, line: String) -> Option<String> {
-        self.reading = false;
-        self.parsing = false;
-        Some(line)
-    }
-
-    /// Delivers a late answer (a database reply) to its place.
-    pub(crate) fn fill(&mut self, seq: u64, answer: String) {
-        if let Some(index) = seq.checked_sub(self.first_seq) {
-            if let Some(place) = self.answers.get_mut(index as usize) {
-                *place = Some(answer);
+    /// Reads once.
+    fn read(&mut self) -> io::Result<()> {
+        match self.reader.read_from(&mut self.socket) {
+            Ok(0) => self.input = Input::PeerClosed,
+            // On epoll and kqueue, a read that returns less than asked has
+            // emptied the socket, and any later arrival raises a new edge:
+            // stop here and save the read that would say `WouldBlock`.
+            Ok(got) if got < READ_CHUNK && SHORT_READ_DRAINS && self.input == Input::Readable => {
+                self.went_quiet()
             }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.went_quiet(),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
+        Ok(())
     }
 
-    /// Shutdown: answer what has been received, read nothing more.
-    pub(crate) fn stop_reading(&mut self) {
-        self.reading = false;
+    fn went_quiet(&mut self) {
+        self.input = Input::Drained;
+        // Quiet for now: keep only the partial line, not a buffer.
+        self.reader.shrink();
     }
 
     fn backpressured(&self) -> bool {
         self.answers.len() >= MAX_IN_FLIGHT || self.out.len() >= MAX_UNSENT
     }
 
-    fn move_ready_answers(&mut self, counters: &Counters) {
-        if self.out.is_empty() && matches!(self.answers.front(), Some(Some(_))) {
+    fn move_ready_answers(&mut self) {
+        if self.out.is_empty() && self.answers.front().is_some_and(|p| p.answer.is_some()) {
+            // Output starts moving now: a stall is timed from here.
             self.last_write_progress = Instant::now();
         }
-        while let Some(Some(_)) = self.answers.front() {
-            if let Some(Some(line)) = self.answers.pop_front() {
-                self.out.extend_from_slice(line.as_bytes());
+        while self.answers.front().is_some_and(|p| p.answer.is_some()) {
+            if let Some(Place {
+                reply,
+                answer: Some(line),
+            }) = self.answers.pop_front()
+            {
+                reply.encode(&line, &mut self.out);
             }
             self.first_seq += 1;
-            Counters::add(&counters.requests_answered, 1);
         }
         if self.answers.is_empty() && self.answers.capacity() > 64 {
             self.answers = VecDeque::new();
@@ -234,7 +307,7 @@ impl Connection {
     fn write(&mut self) -> io::Result<()> {
         let mut written = 0;
         while written < self.out.len() {
-            match self.stream.write(&self.out[written..]) {
+            match self.socket.write(&self.out[written..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     written += n;
@@ -252,54 +325,32 @@ impl Connection {
         Ok(())
     }
 
-    /// Asks for WRITABLE events only while output is waiting: otherwise
-    /// every turn would report a socket that is (almost always) writable.
-    pub(crate) fn sync_interest(
-        &mut self,
-        registry: &Registry,
-        id: ConnectionId,
-    ) -> io::Result<()> {
-        let wants_writable = !self.out.is_empty();
-        if wants_writable != self.wants_writable {
-            let interest = if wants_writable {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            registry.reregister(&mut self.stream, id.token(), interest)?;
-            self.wants_writable = wants_writable;
-        }
-        Ok(())
-    }
-
-    /// When this connection should be closed if nothing changes: a stalled
-    /// reader after the write timeout, an idle one after the idle timeout.
-    /// `None` while it is only waiting for the database, which is not idle.
-    pub(crate) fn deadline(
-        &self,
-        idle_timeout: Duration,
-        write_timeout: Duration,
-    ) -> Option<Instant> {
-        if !self.out.is_empty() {
-            Some(self.last_write_progress + write_timeout)
-        } else if !self.answers.is_empty() {
-            None
+    fn status(&self, pause: Pause) -> Status {
+        let input_over = matches!(self.input, Input::PeerClosed | Input::Stopped);
+        if pause == Pause::Budget {
+            Status::MoreToDo
+        } else if input_over
+            && pause == Pause::NoInput
+            && self.answers.is_empty()
+            && self.out.is_empty()
+        {
+            Status::Finished
         } else {
-            Some(self.last_request + idle_timeout)
+            Status::Waiting
         }
     }
 }
 
-/// A framed line, parsed and owned.
-enum Parsed {
-    Blank,
-    TooLong,
-    Request(Result<Request, RequestError>),
-}
-
-fn parse(line: Result<&[u8], LineTooLong>) -> Parsed {
-    match line {
-        Err(LineTooLong) => Parsed::TooLong,
-        Ok(line) => parse_request(line).map_or(Parsed::Blank, Parsed::Request),
-    }
-}
+/// Whether a short read proves the socket empty, so the loop may stop
+/// reading before `WouldBlock`. True for epoll and kqueue; elsewhere read
+/// until `WouldBlock`, the rule that is always safe.
+const SHORT_READ_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+));

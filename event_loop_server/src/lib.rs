@@ -1,34 +1,53 @@
-//! Asynchrony: one thread, one event loop, every socket non-blocking.
+//! Asynchrony: an event loop, every socket non-blocking; and, with
+//! `--loops N`, parallelism on top: N loops, one per thread.
 //!
 //! Read in this order:
-//! 1. `event_loop.rs`: the loop, accepting, timers firing, shutdown.
+//! 1. `event_loop.rs`: the loop itself, one screen: poll, dispatch, timers,
+//!    offloaded answers, left-over work.
 //! 2. `connection.rs`: one connection as a state machine that never waits,
 //!    with in-order answers and backpressure.
-//! 3. `timers.rs`: how "answer in 50 ms" becomes a heap entry, not a sleep.
-//! 4. `slab.rs`: finding a connection from a token, safely across reuse.
+//! 3. `service.rs`: how each request is answered without blocking: the fake
+//!    database on timers, image jobs inline or offloaded, `STATS`.
+//! 4. `timers.rs` and `clock.rs`: "answer in 50 ms" as a heap entry, and how
+//!    precisely a loop keeps time.
+//! 5. `accept.rs`: accepting, spreading connections over loops, running out
+//!    of descriptors; `watchdog.rs`: idle and stalled connections.
+//! 6. `slab.rs`: finding a connection from a token, safely across reuse;
+//!    `offload.rs`: a thread pool for CPU work beside the loops.
 //!
 //! The model wins when the work is waiting: a client waiting on the fake
 //! database is a heap entry and a few hundred bytes, so one thread keeps
-//! thousands of queries in flight. It loses when the work is computing: the
-//! one thread runs one image job at a time, and everyone else waits for it.
+//! thousands of queries in flight. One loop loses when the work is
+//! computing: it runs one image job at a time and everyone else waits. The
+//! cures are offloading (`--offload-workers`) and more loops (`--loops`).
 
+mod accept;
+mod clock;
 mod connection;
+#[cfg(test)]
+mod connection_model;
 mod event_loop;
 mod offload;
+mod service;
 mod slab;
 mod timers;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use mio::Waker;
+use mio::{Poll, Waker};
 use shared::cli::{CliError, CommonConfig, Flag, ParsedFlags, RunningServer, ServerCommand};
 use shared::stats::Counters;
+
+use crate::clock::Lateness;
+use crate::offload::{Done, Offload};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,7 +57,8 @@ pub struct Config {
     /// 0: image jobs run inline on the loop thread. Above 0: they run on a
     /// pool of this many threads (see `offload.rs`).
     pub offload_workers: usize,
-    /// Independent event loops, each on its own thread (`--loops`).
+    /// Independent event loops, each on its own thread, each with its own
+    /// connections and timers (`--loops`). 1 is the classic single loop.
     pub loops: usize,
 }
 
@@ -57,46 +77,119 @@ impl Config {
     }
 }
 
+/// What the loops of one server share. Nothing here is written on the
+/// request path except by the loop that owns a [`LoopShared`].
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    /// Set by `ServerHandle::shutdown` before it wakes every loop.
+    pub(crate) stop: AtomicBool,
+    pub(crate) loops: Vec<LoopShared>,
+}
+
+/// One loop's mailbox and numbers, as the other threads see them. Aligned
+/// to its own cache lines, so that two loops counting their own requests
+/// never write to the same line.
+#[repr(align(128))]
+pub(crate) struct LoopShared {
+    /// Written by this loop; read by whichever loop answers `STATS`.
+    /// `open_connections` is also raised by the acceptor when it hands this
+    /// loop a connection.
+    pub(crate) counters: Counters,
+    /// Database queries waiting on this loop's timers.
+    pub(crate) db_waiting: AtomicU64,
+    /// How late this loop's database replies left.
+    pub(crate) lateness: Lateness,
+    /// Interrupts this loop's `poll` from another thread: the only way into
+    /// a thread that may be waiting for events with no timeout. Three
+    /// reasons share it: shutdown, a connection handed over, an offloaded
+    /// answer; the loop checks all three.
+    pub(crate) waker: Waker,
+    /// Connections the acceptor hands to this loop.
+    pub(crate) handoff: Sender<mio::net::TcpStream>,
+    /// Offloaded image answers for this loop's connections.
+    pub(crate) done: Sender<Done>,
+}
+
+impl Shared {
+    /// Open connections over every loop.
+    pub(crate) fn open_connections(&self) -> u64 {
+        let open = self.loops.iter();
+        open.map(|l| Counters::get(&l.counters.open_connections))
+            .sum()
+    }
+}
+
 /// A running server. Dropping it without `shutdown` leaves it running until
 /// the process ends.
 pub struct ServerHandle {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    /// Interrupts the loop's `poll` from another thread: the only way into a
-    /// thread that may be waiting for events with no timeout.
-    waker: Arc<Waker>,
-    thread: JoinHandle<u64>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<u64>>,
 }
 
-/// Binds and starts the loop on its own thread; returns at once.
+/// Binds and starts the loops, each on its own thread; returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let (poll, listener) = event_loop::bind(config.common.addr)?;
+    let listener = event_loop::bind(config.common.addr)?;
     let addr = listener.local_addr()?;
-    let waker = Arc::new(Waker::new(poll.registry(), event_loop::WAKER)?);
-    let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
-    let offload = match config.offload_workers {
+    let mut polls = Vec::new();
+    let mut loops = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..config.loops.max(1) {
+        let poll = Poll::new()?;
+        let (handoff, handed) = mpsc::channel();
+        let (done, finished) = mpsc::channel();
+        loops.push(LoopShared {
+            counters: Counters::default(),
+            db_waiting: AtomicU64::new(0),
+            lateness: Lateness::default(),
+            waker: Waker::new(poll.registry(), event_loop::WAKER)?,
+            handoff,
+            done,
+        });
+        polls.push(poll);
+        inboxes.push((handed, finished));
+    }
+    let shared = Arc::new(Shared {
+        config,
+        stop: AtomicBool::new(false),
+        loops,
+    });
+    let offload = match shared.config.offload_workers {
         0 => None,
-        workers => Some(offload::Offload::start(
-            workers,
-            Arc::clone(&waker),
-            Arc::clone(&counters),
-        )?),
+        workers => Some(Arc::new(Offload::start(workers, Arc::clone(&shared))?)),
     };
-    let event_loop =
-        event_loop::EventLoop::new(poll, listener, config, counters, Arc::clone(&stop), offload);
-    let thread = thread::Builder::new()
-        .name("event-loop".into())
-        .spawn(move || event_loop.run())
-        .map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot start the event loop thread: {e}"))
-        })?;
-    Ok(ServerHandle {
+    let mut listener = Some(listener);
+    let mut handle = ServerHandle {
         addr,
-        stop,
-        waker,
-        thread,
-    })
+        shared: Arc::clone(&shared),
+        threads: Vec::new(),
+    };
+    for (index, (poll, (handed, finished))) in polls.into_iter().zip(inboxes).enumerate() {
+        // Loop 0 accepts for everyone, as netty's boss loop does.
+        let event_loop = event_loop::EventLoop::new(
+            index,
+            poll,
+            listener.take(),
+            Arc::clone(&shared),
+            offload.clone(),
+            handed,
+            finished,
+        )?;
+        let thread = thread::Builder::new()
+            .name(format!("event-loop-{index}"))
+            .spawn(move || event_loop.run())
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start an event loop thread: {e}"))
+            });
+        match thread {
+            Ok(thread) => handle.threads.push(thread),
+            Err(e) => {
+                handle.shutdown(); // stops the loops already running
+                return Err(e);
+            }
+        }
+    }
+    Ok(handle)
 }
 
 impl ServerHandle {
@@ -108,11 +201,12 @@ impl ServerHandle {
     /// queries still on their timers included), flushes, closes, and returns
     /// how many responses the drain sent.
     pub fn shutdown(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        if self.waker.wake().is_err() {
-            return 0; // the loop is gone already
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for each in &self.shared.loops {
+            let _ = each.waker.wake(); // an error: that loop is gone already
         }
-        self.thread.join().unwrap_or(0)
+        let drained = self.threads.into_iter().map(|t| t.join().unwrap_or(0));
+        drained.sum()
     }
 }
 
@@ -135,7 +229,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "loops",
         value: "N",
-        help: "independent event loops, one thread each, 1 to 1024 [1]",
+        help: "independent event loops, one thread each, 1 to 256 [1]",
     },
     Flag {
         name: "offload-workers",
@@ -147,7 +241,7 @@ const FLAGS: &[Flag] = &[
 const COMMAND: ServerCommand = ServerCommand {
     name: "event_loop_server",
     default_addr: Config::DEFAULT_ADDR,
-    about: "An event-loop server: one thread and a mio poll loop serve every connection.",
+    about: "An event-loop server: a mio poll loop (one, or one per --loops thread) serves every connection.",
     flags: FLAGS,
 };
 
@@ -157,13 +251,19 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     COMMAND.run(args, config_from_flags, start)
 }
 
+/// The name of every flag the binary accepts, without its leading `--`:
+/// the same list its parser uses, for checking the docs against it.
+pub fn accepted_flags() -> Vec<&'static str> {
+    COMMAND.accepted_flags()
+}
+
 fn config_from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Config, CliError> {
     let mut config = Config::new(common.addr);
     config.common = common;
     if let Some(max) = flags.number("max-connections", 1, 1_000_000)? {
         config.max_connections = max;
     }
-    if let Some(loops) = flags.number("loops", 1, 1024)? {
+    if let Some(loops) = flags.number("loops", 1, 256)? {
         config.loops = loops;
     }
     if let Some(workers) = flags.number("offload-workers", 0, 1024)? {

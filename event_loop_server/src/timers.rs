@@ -70,12 +70,12 @@ impl Timers {
         self.heap.peek().map(|entry| entry.at)
     }
 
-    /// The earliest timer, if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    /// The earliest timer and when it was due, if it is due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(Instant, Timer)> {
         if self.heap.peek()?.at > now {
             return None;
         }
-        self.heap.pop().map(|entry| entry.timer)
+        self.heap.pop().map(|entry| (entry.at, entry.timer))
     }
 }
 

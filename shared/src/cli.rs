@@ -202,9 +202,28 @@ pub struct ServerCommand {
 }
 
 impl ServerCommand {
+    /// Every flag this command takes, the common ones first. Parsing,
+    /// `--help` and [`ServerCommand::accepted_flags`] all read this one
+    /// list, so they cannot disagree.
+    fn flag_lists(&self) -> [&'static [Flag]; 2] {
+        [COMMON_FLAGS, self.flags]
+    }
+
+    /// The name of every flag this command accepts, without its leading
+    /// `--`, `help` included. The docs test checks every flag the docs show
+    /// against this, so a renamed flag cannot linger in a README.
+    pub fn accepted_flags(&self) -> Vec<&'static str> {
+        self.flag_lists()
+            .into_iter()
+            .flatten()
+            .map(|flag| flag.name)
+            .chain(["help"])
+            .collect()
+    }
+
     pub fn usage(&self) -> String {
         let mut text = format!("{}\n\nUsage: {} [FLAGS]\n\nFlags:\n", self.about, self.name);
-        for flag in COMMON_FLAGS.iter().chain(self.flags) {
+        for flag in self.flag_lists().into_iter().flatten() {
             let left = format!("--{} {}", flag.name, flag.value);
             text.push_str(&format!("  {left:<28} {}\n", flag.help));
         }
@@ -231,7 +250,7 @@ impl ServerCommand {
             .default_addr
             .parse()
             .expect("a server's default address is valid");
-        let parsed = ParsedFlags::parse(args, &[COMMON_FLAGS, self.flags]).and_then(|flags| {
+        let parsed = ParsedFlags::parse(args, &self.flag_lists()).and_then(|flags| {
             let common = CommonConfig::from_flags(&flags, default_addr)?;
             config_from_flags(common, &flags)
         });

@@ -17,6 +17,9 @@ pub const READ_LIMIT: Duration = Duration::from_secs(10);
 pub enum Model {
     ThreadPool,
     EventLoop,
+    /// The event loop server with `--loops 2`: everything the single loop
+    /// guarantees must hold for several.
+    TwoEventLoops,
 }
 
 /// Settings a test may change; `None` keeps the server's default.
@@ -60,9 +63,10 @@ pub fn start_with(model: Model, options: &Options) -> TestServer {
                 thread_pool_server::start(config).expect("thread pool server starts"),
             ))
         }
-        Model::EventLoop => {
+        Model::EventLoop | Model::TwoEventLoops => {
             let mut config = event_loop_server::Config::new(addr);
             config.common = common;
+            config.loops = if model == Model::TwoEventLoops { 2 } else { 1 };
             config.max_connections = options.max_connections.unwrap_or(config.max_connections);
             config.offload_workers = options.offload_workers.unwrap_or(0);
             TestServer::EventLoop(Some(
@@ -193,6 +197,27 @@ macro_rules! on_both_servers {
                 fn thread_pool() { body(Model::ThreadPool) }
                 #[test]
                 fn event_loop() { body(Model::EventLoop) }
+                #[test]
+                fn two_event_loops() { body(Model::TwoEventLoops) }
+            }
+        )*
+    };
+}
+
+/// Runs each test body against the event loop server with one loop and
+/// with two.
+#[macro_export]
+macro_rules! on_event_loops {
+    ($(fn $name:ident($model:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn body($model: Model) $body
+                #[test]
+                fn event_loop() { body(Model::EventLoop) }
+                #[test]
+                fn two_event_loops() { body(Model::TwoEventLoops) }
             }
         )*
     };

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use shared::image::ImageScratch;
-use shared::protocol::{parse_request, response, LineFramer, LineTooLong, Request};
+use shared::protocol::{response, Incoming, Request, RequestReader, Work};
 use shared::stats::Counters;
 
 use crate::server::Shared;
@@ -69,8 +69,8 @@ pub(crate) fn serve(
         out: Vec::new(),
         idle_deadline: Instant::now() + idle_timeout,
     };
-    let mut framer = LineFramer::new();
-    let _ = session.serve_lines(&mut framer);
+    let mut reader = RequestReader::new();
+    let _ = session.serve_requests(&mut reader);
     // Close so the last answers arrive: FIN after them, unread input dropped.
     let _ = stream.shutdown(Shutdown::Write);
     if stream.set_nonblocking(true).is_ok() {
@@ -79,11 +79,11 @@ pub(crate) fn serve(
 }
 
 impl Session<'_> {
-    fn serve_lines(&mut self, framer: &mut LineFramer) -> io::Result<()> {
-        let mut reader = self.stream;
+    fn serve_requests(&mut self, reader: &mut RequestReader) -> io::Result<()> {
+        let mut socket = self.stream;
         loop {
-            while let Some(line) = framer.next_line() {
-                if let Next::Close = self.answer(line)? {
+            while let Some(item) = reader.next() {
+                if let Next::Close = self.answer(item)? {
                     return self.flush();
                 }
             }
@@ -93,12 +93,12 @@ impl Session<'_> {
                 Counters::add(&self.shared.counters.idle_closes, 1);
                 return Ok(());
             }
-            reader.set_read_timeout(Some(self.idle_deadline - now))?;
-            match framer.read_from(&mut reader) {
+            socket.set_read_timeout(Some(self.idle_deadline - now))?;
+            match reader.read_from(&mut socket) {
                 Ok(0) => {
                     // The client half-closed: its last line may lack a `\n`.
-                    if let Some(line) = framer.finish() {
-                        self.answer(line)?;
+                    if let Some(item) = reader.finish() {
+                        self.answer(item)?;
                     }
                     return self.flush();
                 }
@@ -111,17 +111,17 @@ impl Session<'_> {
         }
     }
 
-    fn answer(&mut self, line: Result<&[u8], LineTooLong>) -> io::Result<Next> {
-        let (text, next) = match line {
-            Err(LineTooLong) => (response::line_too_long(), Next::Close),
-            Ok(line) => match parse_request(line) {
-                None => return Ok(Next::KeepServing), // blank line: no answer
-                Some(Err(e)) => (response::error(&e), Next::KeepServing),
-                Some(Ok(Request::Quit)) => (response::bye(), Next::Close),
-                Some(Ok(request)) => (self.run_caught(request)?, Next::KeepServing),
-            },
+    fn answer(&mut self, item: Incoming) -> io::Result<Next> {
+        let text = match item.work {
+            Work::Answered(text) => text,
+            Work::Serve(request) => self.run_caught(request)?,
         };
-        self.out.extend_from_slice(text.as_bytes());
+        let next = if item.reply.ends_connection() {
+            Next::Close
+        } else {
+            Next::KeepServing
+        };
+        item.reply.encode(&text, &mut self.out);
         Counters::add(&self.shared.counters.requests_answered, 1);
         self.idle_deadline = Instant::now() + self.shared.config.common.idle_timeout;
         if self.out.len() >= FLUSH_AT {

@@ -50,6 +50,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     COMMAND.run(args, config_from_flags, start)
 }
 
+/// The name of every flag the binary accepts, without its leading `--`:
+/// the same list its parser uses, for checking the docs against it.
+pub fn accepted_flags() -> Vec<&'static str> {
+    COMMAND.accepted_flags()
+}
+
 fn config_from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Config, CliError> {
     let mut config = Config::new(common.addr);
     config.common = common;

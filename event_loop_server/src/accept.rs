@@ -1,0 +1,159 @@
+//! Accepting connections: who gets each one, and what happens when the
+//! process runs out of file descriptors.
+//!
+//! ## One acceptor, many loops
+//! Loop 0 owns the listener and accepts for every loop, like netty's boss
+//! group. Each new connection goes to the loop holding the fewest, over
+//! that loop's channel, and its waker interrupts its `poll`; one of loop
+//! 0's own stays with it directly. The alternatives, and why not (measured
+//! figures in docs/ARCHITECTURE.md):
+//! - every loop accepting from a clone of the listener: every loop wakes
+//!   for every connection (mio cannot ask for `EPOLLEXCLUSIVE`), and the
+//!   spread follows whichever loop is fastest to wake, not the load;
+//! - `SO_REUSEPORT`: the kernel balances by hashing, but std cannot set
+//!   the option, and a hash does not see how busy each loop is.
+//!
+//! With one loop, this is the classic loop that accepts for itself.
+//!
+//! ## Running out of descriptors
+//! When `accept` fails for lack of file descriptors (`EMFILE`, `ENFILE`),
+//! the pending connection stays in the kernel's backlog. Retrying at once
+//! would fail again and spin. So the acceptor stops, arms a 100 ms retry
+//! timer, and also retries as soon as a connection of loop 0 closes and
+//! frees a descriptor. Readiness events on the listener are ignored
+//! meanwhile; each is one new arrival, not a repeating alarm, so they cannot
+//! make the loop spin either. `ECONNABORTED` (a client gave up while
+//! queued) is simply skipped.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use shared::protocol::dialect;
+use shared::stats::Counters;
+
+use crate::timers::{Timer, Timers};
+use crate::Shared;
+
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Accepting,
+    /// `accept` failed for lack of descriptors; one retry timer is armed.
+    OutOfDescriptors,
+}
+
+pub(crate) struct Acceptor {
+    pub(crate) listener: TcpListener,
+    state: State,
+    /// Where the search for the least-loaded loop starts, so that ties are
+    /// broken round-robin rather than always in favour of loop 0.
+    next: usize,
+}
+
+impl Acceptor {
+    pub(crate) fn new(listener: TcpListener) -> Self {
+        Acceptor {
+            listener,
+            state: State::Accepting,
+            next: 0,
+        }
+    }
+
+    /// Accepts until the backlog is empty. Connections for loop `me` are
+    /// pushed onto `mine`; the others are handed to their loops.
+    pub(crate) fn accept_all(
+        &mut self,
+        shared: &Shared,
+        me: usize,
+        timers: &mut Timers,
+        mine: &mut Vec<TcpStream>,
+    ) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _peer)) => {
+                    self.state = State::Accepting;
+                    self.place(stream, shared, me, mine);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => {
+                    // Out of descriptors (or memory): see the module docs.
+                    if self.state == State::Accepting {
+                        timers.add(Instant::now() + ACCEPT_RETRY, Timer::RetryAccept);
+                    }
+                    self.state = State::OutOfDescriptors;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A descriptor came free (a connection of this loop closed): worth
+    /// trying again only if accepting had stopped for lack of them.
+    pub(crate) fn descriptor_freed(
+        &mut self,
+        shared: &Shared,
+        me: usize,
+        timers: &mut Timers,
+        mine: &mut Vec<TcpStream>,
+    ) {
+        if self.state == State::OutOfDescriptors {
+            self.accept_all(shared, me, timers, mine);
+        }
+    }
+
+    /// The retry timer fired.
+    pub(crate) fn retry(
+        &mut self,
+        shared: &Shared,
+        me: usize,
+        timers: &mut Timers,
+        mine: &mut Vec<TcpStream>,
+    ) {
+        self.state = State::Accepting;
+        self.accept_all(shared, me, timers, mine);
+    }
+
+    fn place(&mut self, stream: TcpStream, shared: &Shared, me: usize, mine: &mut Vec<TcpStream>) {
+        if shared.open_connections() >= shared.config.max_connections as u64 {
+            turn_away(stream, &shared.loops[me].counters);
+            return;
+        }
+        let target = self.least_loaded(shared);
+        let owner = &shared.loops[target];
+        // Counted at once, so the next choice already sees it.
+        Counters::add(&owner.counters.open_connections, 1);
+        if target == me {
+            mine.push(stream);
+        } else if owner.handoff.send(stream).is_ok() {
+            let _ = owner.waker.wake();
+        } else {
+            Counters::sub(&owner.counters.open_connections, 1); // that loop is gone
+        }
+    }
+
+    fn least_loaded(&mut self, shared: &Shared) -> usize {
+        let n = shared.loops.len();
+        let load = |i: usize| Counters::get(&shared.loops[i].counters.open_connections);
+        let start = self.next;
+        let best = (0..n).map(|k| (start + k) % n).min_by_key(|&i| load(i));
+        self.next = (start + 1) % n;
+        best.unwrap_or(0)
+    }
+}
+
+/// No room: say so in the client's dialect, if it has already said enough
+/// to tell, and close. A new socket's send buffer is empty, so the write
+/// cannot block; the read takes only what has already arrived.
+fn turn_away(mut stream: TcpStream, counters: &Counters) {
+    let mut first = [0u8; 1024];
+    let got = stream.read(&mut first).unwrap_or(0);
+    let _ = stream.write(&dialect::busy_answer(&first[..got]));
+    Counters::add(&counters.busy_rejections, 1);
+}
