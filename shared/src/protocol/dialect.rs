@@ -93,12 +93,6 @@ impl Reply {
     }
 }
 
-/// What a server with no room sends before closing a new connection, given
-/// whatever bytes it could read from it without waiting (maybe none).
-pub fn busy_answer(_received: &[u8]) -> Vec<u8> {
-    response::BUSY.to_vec()
-}
-
 /// Which protocol this connection speaks.
 #[derive(Debug, Default)]
 enum Dialect {
