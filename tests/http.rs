@@ -344,3 +344,32 @@ on_both_servers! {
         }
     }
 }
+
+/// A loop with no room answers an HTTP client in HTTP: a 503 with
+/// `Retry-After`, then close. The client's request must have arrived by
+/// the time the loop accepts it (the loop reads only what is there), so the
+/// one loop is kept busy with an inline image job meanwhile: it cannot
+/// accept until the job is done, long after the request has arrived.
+#[test]
+fn a_full_event_loop_turns_http_away_with_503() {
+    let options = Options {
+        max_connections: Some(1),
+        ..Options::default()
+    };
+    let server = start_with(Model::EventLoop, &options);
+    let mut busy = http(&server);
+    assert_eq!(busy.request("GET", "/ping").status, 200);
+    busy.send("GET /image/blur/4096/4096 HTTP/1.1\r\nHost: t\r\n\r\n");
+    thread::sleep(Duration::from_millis(20)); // the loop is in the job now
+    let mut turned_away = http(&server);
+    turned_away.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = turned_away.response(false);
+    assert_eq!(
+        (response.status, response.body.as_str()),
+        (503, "ERR busy\n")
+    );
+    assert_eq!(response.header("Retry-After"), Some("1"));
+    assert_eq!(response.header("Connection"), Some("close"));
+    turned_away.expect_closed();
+    assert_eq!(busy.response(false).status, 200);
+}
