@@ -7,6 +7,7 @@
 //! `DB {i} 10` answered, so criterion's elem/s is requests per second.
 //! Here the pool gets one worker per client, its best case for waiting; the
 //! `wait` scenario of `cargo run --release` shows the default pool instead.
+//! At 128 clients the loop also runs with `--loops 2` (`event_loop_x2`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,10 +32,10 @@ impl Server {
             config.queue = workers;
             Server::Pool(thread_pool_server::start(config).expect("pool starts"))
         } else {
-            Server::Loop(
-                event_loop_server::start(event_loop_server::Config::new(addr))
-                    .expect("loop starts"),
-            )
+            let mut config = event_loop_server::Config::new(addr);
+            // "event_loop_x2": two loops, one per core of this machine.
+            config.loops = if model == "event_loop_x2" { 2 } else { 1 };
+            Server::Loop(event_loop_server::start(config).expect("loop starts"))
         }
     }
 
@@ -54,6 +55,16 @@ impl Server {
 }
 
 const MODELS: [&str; 2] = ["thread_pool", "event_loop"];
+
+/// The waiting workload also compares one loop with two, where there are
+/// enough clients to keep two loops busy.
+fn models_for(clients: usize) -> &'static [&'static str] {
+    if clients >= 128 {
+        &["thread_pool", "event_loop", "event_loop_x2"]
+    } else {
+        &MODELS
+    }
+}
 
 fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
@@ -94,7 +105,7 @@ fn waiting_throughput(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     for clients in [2usize, 16, 128] {
         group.throughput(Throughput::Elements(1));
-        for model in MODELS {
+        for &model in models_for(clients) {
             let server = Server::start(model, clients);
             let addr = server.addr();
             group.bench_function(BenchmarkId::new(model, format!("{clients}_clients")), |b| {

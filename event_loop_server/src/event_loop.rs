@@ -144,14 +144,14 @@ impl EventLoop {
                                 conn.readable(fin);
                             }
                         }
-                        self.drive(id);
+                        self.drive_connection(id);
                     }
                 }
             }
             self.fire_due_timers();
             self.sweep_stale_timers();
             for id in std::mem::take(&mut self.again) {
-                self.drive(id);
+                self.drive_connection(id);
             }
             if let Phase::Draining { answered_before } = self.phase {
                 if self.connections.len() == 0 {
@@ -161,8 +161,9 @@ impl EventLoop {
         }
     }
 
-    /// Lets a connection do all it can now, then acts on its status.
-    pub(crate) fn drive(&mut self, id: ConnectionId) {
+    /// Lets a connection do all it can now (`Connection::drive`), then acts
+    /// on its status and counts the answers it sent.
+    pub(crate) fn drive_connection(&mut self, id: ConnectionId) {
         let Some(conn) = self.connections.get_mut(id) else {
             return;
         };
@@ -242,7 +243,7 @@ impl EventLoop {
         while let Ok(done) = self.offloaded.try_recv() {
             if let Some(conn) = self.connections.get_mut(done.conn) {
                 conn.fill(done.seq, done.line);
-                self.drive(done.conn);
+                self.drive_connection(done.conn);
             }
         }
     }
@@ -257,7 +258,7 @@ impl EventLoop {
                     self.service.db_waiting_changed(-1);
                     if let Some(c) = self.connections.get_mut(conn) {
                         c.fill(seq, response::db(id, shared::db::value(id)));
-                        self.drive(conn);
+                        self.drive_connection(conn);
                     }
                 }
                 Timer::Watchdog { conn } => self.check_watchdog(conn, now),
@@ -288,7 +289,7 @@ impl EventLoop {
             if let Some(conn) = self.connections.get_mut(id) {
                 conn.stop_reading();
             }
-            self.drive(id);
+            self.drive_connection(id);
         }
     }
 
