@@ -21,7 +21,7 @@
 //!   `read` returns end-of-stream, the worker answers what it has and closes.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use shared::cli::CommonConfig;
 use shared::image::ImageScratch;
-use shared::protocol::response;
+use shared::protocol::dialect;
 use shared::stats::Counters;
 
 use crate::connection;
@@ -182,14 +182,24 @@ fn accept_loop(
             }
         };
         if let Err(conn) = pool.try_submit(conn) {
-            // Every worker busy, queue full: say so and close. The socket is
-            // new, so its send buffer has room and this write cannot block.
-            let mut stream = &conn.stream;
-            let _ = stream.write_all(response::BUSY);
+            turn_away(&conn.stream);
             Counters::add(&shared.counters.busy_rejections, 1);
             shared.forget(conn.id);
         }
     }
+}
+
+/// Every worker busy, queue full: say so, in the client's dialect if it has
+/// already said enough to tell (an HTTP client gets a 503), and close. The
+/// read takes only what has arrived, without waiting; the socket is new, so
+/// its send buffer has room and the write cannot block.
+fn turn_away(mut stream: &TcpStream) {
+    let mut first = [0u8; 1024];
+    let got = match stream.set_nonblocking(true) {
+        Ok(()) => stream.read(&mut first).unwrap_or(0),
+        Err(_) => 0,
+    };
+    let _ = stream.write_all(&dialect::busy_answer(&first[..got]));
 }
 
 /// Out of descriptors. Retrying at once would fail again and spin; a short
