@@ -316,10 +316,16 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
     (
         prop::collection::vec((line(), any::<bool>()), 0..40),
         any::<bool>(),
+        // Some clients ask only quick things: then a connection's answer
+        // queue empties at every turn, the case where "nothing owed" and
+        // "nothing left to read" are easiest to confuse.
+        prop::bool::weighted(0.3),
     )
-        .prop_map(|(lines, unterminated_last)| {
+        .prop_map(|(lines, unterminated_last, quick_only)| {
             let mut bytes = Vec::new();
             for (text, crlf) in &lines {
+                let slow = text.starts_with("DB") || text.starts_with("IMAGE");
+                let text = if quick_only && slow { "PING" } else { text };
                 bytes.extend_from_slice(text.as_bytes());
                 bytes.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
             }
@@ -337,23 +343,29 @@ fn event() -> impl Strategy<Value = Event> {
         3 => (0usize..40).prop_map(Event::Window),
         3 => Just(Event::Again),
         1 => Just(Event::Fin),
-        1 => Just(Event::Drain),
+        2 => Just(Event::Drain),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1000))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn every_request_read_is_answered_once_in_order(
         input in input(),
         window in prop_oneof![Just(0usize), 1usize..64, Just(1 << 20)],
         events in prop::collection::vec(event(), 0..150),
+        drain_last in prop::bool::weighted(0.3),
     ) {
         let mut model = Model::new(input, window);
         model.drive()?; // the loop drives every new connection once
         for event in events {
             model.apply(event)?;
+        }
+        if drain_last {
+            // Shutdown after everything arrived: the case where the most
+            // requests sit read but not yet taken.
+            model.apply(Event::Drain)?;
         }
         model.settle()?;
     }
