@@ -10,10 +10,18 @@ use std::path::PathBuf;
 
 use plotters::prelude::*;
 
-/// One set-up's sweep: (clients, req/s, p99 ms).
+/// One set-up's sweep.
 pub struct Series {
     pub name: String,
-    pub points: Vec<(f64, f64, Option<f64>)>,
+    pub points: Vec<Point>,
+}
+
+/// One run of the sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub clients: f64,
+    pub requests_per_sec: f64,
+    pub p99_ms: Option<f64>,
 }
 
 pub struct ChartData {
@@ -61,13 +69,13 @@ fn draw(path: &PathBuf, data: &ChartData) -> DrawResult {
     let max_clients = data
         .sweep
         .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .flat_map(|s| s.points.iter().map(|p| p.clients))
         .fold(10.0, f64::max);
     sweep_panel(&panels[0], data, max_clients, "req/s, DB {i} 10", |p| {
-        Some(p.1.max(1.0))
+        Some(p.requests_per_sec.max(1.0))
     })?;
     sweep_panel(&panels[1], data, max_clients, "p99 ms, DB {i} 10", |p| {
-        p.2.map(|ms| ms.max(0.01))
+        p.p99_ms.map(|ms| ms.max(0.01))
     })?;
     cpu_panel(&panels[2], &data.cpu)?;
     root.present()?;
@@ -81,7 +89,7 @@ fn sweep_panel(
     data: &ChartData,
     max_clients: f64,
     title: &str,
-    value: fn(&(f64, f64, Option<f64>)) -> Option<f64>,
+    value: fn(&Point) -> Option<f64>,
 ) -> DrawResult {
     let values: Vec<f64> = data
         .sweep
@@ -109,7 +117,7 @@ fn sweep_panel(
         let points: Vec<(f64, f64)> = series
             .points
             .iter()
-            .filter_map(|p| value(p).map(|v| (p.0, v)))
+            .filter_map(|p| value(p).map(|v| (p.clients, v)))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?

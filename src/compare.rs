@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::loadgen::{self, LoadReport, LoadSpec, Workload};
-use crate::procstat::{self, CpuSample};
 pub use crate::procstat::rss_bytes;
+use crate::procstat::{self, CpuSample};
 use crate::report::{self, Memory, Row, Scenario};
 use crate::server_process::{self, ServerProcess};
 use crate::setup::Setup;
@@ -47,17 +47,21 @@ Flags:
   --quick                 about 30 seconds in all (shorter runs, fewer connections)
   --json                  print the results as JSON instead of a table
   --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory [all]
-  --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it [5; 1 with --quick]
+  --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it,
+                          --quick PING runs half [5; 1 with --quick]
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
   --idle-connections N    connections of the memory scenario, 1 to 50000 [5000; 1000 with --quick]
   -h, --help              print this and exit
 
+The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
 Writes a chart to target/compare/chart.svg (req/s and p99 over the sweep,
 jobs/s on CPU work) and prints its path.
 ";
 
-/// Client counts of the sweep.
+/// Client counts of the sweep. `--quick` stops at 1,000: 5,000 threads
+/// take seconds to start, connect and tear down, more than the run itself.
 const SWEEP_CLIENTS: [usize; 4] = [10, 100, 1000, 5000];
+const QUICK_SWEEP_CLIENTS: [usize; 3] = [10, 100, 1000];
 
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -164,7 +168,10 @@ fn run(options: &Options) -> io::Result<()> {
                 offload: cores,
             },
         ] {
-            progress(format!("cpu: {cores} clients of IMAGE blur 512 512 on {}", setup.label()));
+            progress(format!(
+                "cpu: {cores} clients of IMAGE blur 512 512 on {}",
+                setup.label()
+            ));
             rows.push(measured(Scenario::Cpu, setup, cores, blur.clone(), d)?);
         }
     }
@@ -179,7 +186,10 @@ fn run(options: &Options) -> io::Result<()> {
                 offload: 0,
             },
         ] {
-            progress(format!("wait: {clients} clients of DB {{i}} 50 on {}", setup.label()));
+            progress(format!(
+                "wait: {clients} clients of DB {{i}} 50 on {}",
+                setup.label()
+            ));
             let db = Workload::Db { delay_ms: 50 };
             rows.push(measured(Scenario::Wait, setup, clients, db, d)?);
         }
@@ -187,7 +197,12 @@ fn run(options: &Options) -> io::Result<()> {
     if wants(Scenario::Sweep) {
         // Shorter runs: sixteen of them.
         let point = d.mul_f64(0.4);
-        for wanted in SWEEP_CLIENTS {
+        let counts: &[usize] = if options.quick {
+            &QUICK_SWEEP_CLIENTS
+        } else {
+            &SWEEP_CLIENTS
+        };
+        for &wanted in counts {
             let clients = within_file_limit(wanted, limit, "clients");
             for setup in [
                 Setup::pool(cores),
@@ -198,7 +213,10 @@ fn run(options: &Options) -> io::Result<()> {
                     offload: 0,
                 },
             ] {
-                progress(format!("sweep: {clients} clients of DB {{i}} 10 on {}", setup.label()));
+                progress(format!(
+                    "sweep: {clients} clients of DB {{i}} 10 on {}",
+                    setup.label()
+                ));
                 let db = Workload::Db { delay_ms: 10 };
                 rows.push(measured(Scenario::Sweep, setup, clients, db, point)?);
             }
@@ -220,7 +238,9 @@ fn run(options: &Options) -> io::Result<()> {
                 "fair: 4 PING clients beside {cores} IMAGE blur 2048 clients on {}",
                 setup.label()
             ));
-            rows.push(fairness(setup, cores, d)?);
+            // Quick: half a second of PINGs is still hundreds of them.
+            let pings = if options.quick { d / 2 } else { d };
+            rows.push(fairness(setup, cores, pings)?);
         }
     }
     if wants(Scenario::Memory) {
@@ -235,7 +255,10 @@ fn run(options: &Options) -> io::Result<()> {
                 offload: 0,
             },
         ] {
-            progress(format!("memory: {connections} idle connections on {}", setup.label()));
+            progress(format!(
+                "memory: {connections} idle connections on {}",
+                setup.label()
+            ));
             rows.push(idle_memory(setup, connections)?);
         }
     }
@@ -270,7 +293,7 @@ fn within_file_limit(wanted: usize, limit: u64, what: &str) -> usize {
 /// Answers may come this long after sending stops: long enough for any
 /// request here, short enough that starved clients do not stretch a run.
 fn grace(duration: Duration) -> Duration {
-    duration.min(Duration::from_secs(1))
+    (duration / 2).min(Duration::from_secs(1))
 }
 
 /// One load against one server process, with the server's CPU time and
@@ -300,11 +323,11 @@ fn measured(
 fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
     let server = ServerProcess::start(&setup.serve_args(cores + 4))?;
     let addr = server.addr;
-    let ping_grace = Duration::from_millis(500);
+    let ping_grace = Duration::from_millis(300);
     // The image load outlasts the PING run and its grace period, so every
     // PING is measured while the image jobs are running (also the time the
     // PING clients take to connect).
-    let image_duration = duration + ping_grace + Duration::from_millis(700);
+    let image_duration = duration + ping_grace + Duration::from_millis(250);
     let images = std::thread::spawn(move || {
         let spec = LoadSpec::new(addr, cores, Workload::Blur { side: 2048 }, image_duration);
         loadgen::run(&spec)

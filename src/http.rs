@@ -52,8 +52,7 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<(Response, usize)>, HttpError
             Ok(None)
         };
     };
-    let head =
-        std::str::from_utf8(&buf[..head_end]).map_err(|_| HttpError::BadHeader)?;
+    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| HttpError::BadHeader)?;
     let mut lines = head.split("\r\n");
     let status = parse_status_line(lines.next().unwrap_or(""))?;
     let mut length: Option<usize> = None;

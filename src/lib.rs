@@ -3,6 +3,7 @@
 //! with it. The servers themselves live in their own crates; nothing here
 //! is linked into them.
 
+pub mod backlog;
 pub mod chart;
 pub mod compare;
 pub mod http;

@@ -23,8 +23,8 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::http;
 pub use crate::workload::{Answer, Framing, Workload};
+use crate::{backlog, http};
 
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -94,8 +94,13 @@ impl LoadReport {
 
 /// The longest default grace period.
 const MAX_GRACE: Duration = Duration::from_secs(3);
-/// Connections opened at once; more would overflow the server's backlog.
-const CONNECTS_IN_FLIGHT: usize = 256;
+/// Handshakes in flight at once. Both servers listen with std's and mio's
+/// backlog of 128; past it the kernel drops SYNs, and the client retries
+/// only after a second.
+const CONNECTS_IN_FLIGHT: usize = 100;
+/// Connections allowed to wait in a local server's accept queue (of 128)
+/// before more are opened: see `backlog.rs`.
+const ACCEPT_QUEUE_ROOM: u64 = 64;
 /// Clients not connected by then take no part in the run.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -176,7 +181,8 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
         answered: tally.answered,
         errors: tally.errors,
         unanswered: tally.in_flight,
-        starved_clients: clients.iter().filter(|c| !c.answered_any).count(),
+        // Clients never opened (the connect deadline passed) starved too.
+        starved_clients: spec.clients - clients.iter().filter(|c| c.answered_any).count(),
         connected,
         connect_time: started - connecting_since,
         elapsed: tally
@@ -193,8 +199,16 @@ fn connect_all(spec: &LoadSpec, poll: &mut Poll, events: &mut Events) -> io::Res
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut clients: Vec<Client> = Vec::with_capacity(spec.clients);
     let mut connecting = 0usize;
+    // Pace by the server's accept queue where it can be read (this machine).
+    let paced = spec.addr.ip().is_loopback() && backlog::accept_queue(spec.addr).is_some();
     loop {
-        while clients.len() < spec.clients && connecting < CONNECTS_IN_FLIGHT {
+        let mut room = CONNECTS_IN_FLIGHT.saturating_sub(connecting);
+        if paced && clients.len() < spec.clients {
+            let queued = backlog::accept_queue(spec.addr).unwrap_or(0);
+            room = room.min(ACCEPT_QUEUE_ROOM.saturating_sub(queued) as usize);
+        }
+        let batch_end = (clients.len() + room).min(spec.clients);
+        while clients.len() < batch_end {
             let token = Token(clients.len());
             // Out of descriptors or ports: this client takes no part.
             let link = match TcpStream::connect(spec.addr) {
@@ -221,7 +235,9 @@ fn connect_all(spec: &LoadSpec, poll: &mut Poll, events: &mut Events) -> io::Res
         if (clients.len() == spec.clients && connecting == 0) || Instant::now() >= deadline {
             break;
         }
-        poll.poll(events, Some(Duration::from_millis(100)))?;
+        // While the accept queue is full, look again soon.
+        let wait = if room == 0 { 2 } else { 100 };
+        poll.poll(events, Some(Duration::from_millis(wait)))?;
         for event in events.iter() {
             let client = &mut clients[event.token().0];
             if !(event.is_writable() || event.is_error()) {
@@ -259,7 +275,12 @@ fn drive(client: &mut Client, spec: &LoadSpec, tally: &mut Tally) {
         return;
     };
     let mut answers = Vec::new();
-    let alive = read_answers(stream, &mut client.inbuf, spec.workload.framing(), &mut answers);
+    let alive = read_answers(
+        stream,
+        &mut client.inbuf,
+        spec.workload.framing(),
+        &mut answers,
+    );
     for answer in answers {
         let Some((i, sent)) = client.outstanding.pop_front() else {
             tally.errors += 1; // an answer nobody asked for

@@ -48,8 +48,8 @@ pub struct CpuSample {
 impl CpuSample {
     pub fn read(pid: u32) -> io::Result<CpuSample> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let ticks = stat_cpu_ticks(&stat)
-            .ok_or_else(|| io::Error::other("cannot parse /proc/PID/stat"))?;
+        let ticks =
+            stat_cpu_ticks(&stat).ok_or_else(|| io::Error::other("cannot parse /proc/PID/stat"))?;
         let mut sample = CpuSample {
             cpu_secs: ticks as f64 / clock_ticks_per_sec(),
             ..CpuSample::default()

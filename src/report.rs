@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::chart::{ChartData, Series};
+use crate::chart::{ChartData, Point, Series};
 use crate::loadgen::LoadReport;
 use crate::procstat::CpuSample;
 use crate::setup::Setup;
@@ -98,7 +98,8 @@ impl Row {
     fn per_answer(&self) -> Option<(f64, f64, f64)> {
         let answered = self.report.as_ref()?.answered;
         let cost = self.cost?;
-        (answered > 0).then(|| {
+        // Under 2 clock ticks of CPU in all, the figure is mostly rounding.
+        (answered > 0 && cost.cpu_secs >= 0.02).then(|| {
             let n = answered as f64;
             (
                 cost.cpu_secs * 1e6 / n,
@@ -106,6 +107,16 @@ impl Row {
                 cost.nonvoluntary as f64 / n,
             )
         })
+    }
+}
+
+/// CPU per request, marked `~` when the run's CPU time was under 10
+/// clock ticks (so off by up to a tenth).
+fn cpu_cell(row: &Row, value: Option<f64>) -> String {
+    let rough = row.cost.is_some_and(|c| c.cpu_secs < 0.1);
+    match value {
+        Some(v) if rough => format!("~{v:.1}"),
+        other => num(other, 1),
     }
 }
 
@@ -155,7 +166,7 @@ pub fn table(rows: &[Row]) -> String {
             num(row.p99(), 1),
             errors.unwrap_or("-".into()),
             starved.unwrap_or("-".into()),
-            num(per.map(|p| p.0), 1),
+            cpu_cell(row, per.map(|p| p.0)),
             num(per.map(|p| p.1), 2),
             num(per.map(|p| p.2), 2),
         );
@@ -170,7 +181,8 @@ errors: wrong or ERR answers, and requests lost or unanswered. starved: clients 
 cpu us/r: the server process's user+system CPU time (/proc/PID/stat, 10 ms ticks) over the
   whole load, connecting and turning clients away included, per answered request. It leaves
   out the load generator (another process) and kernel work the scheduler charges to it, such
-  as loopback TCP processing in the sender's context.
+  as loopback TCP processing in the sender's context. '~': under 100 ms of CPU in all, so
+  off by up to a tenth; '-': under 20 ms, too few ticks to divide.
 vcs/r, ivcs/r: context switches per answered request, voluntary (a thread blocked) and
   nonvoluntary (preempted), summed over the server's threads (/proc/PID/task/*/status).
 RSS: pages resident in the server process, from before any server thread started to after
@@ -249,7 +261,8 @@ pub fn reading(rows: &[Row], cores: usize) -> String {
              cooperative); with only {cores} pool workers the image clients hold them all and PINGs starve.",
         );
     }
-    let memory = |pick: fn(Setup) -> bool| find(rows, Scenario::Memory, pick).and_then(|r| r.memory);
+    let memory =
+        |pick: fn(Setup) -> bool| find(rows, Scenario::Memory, pick).and_then(|r| r.memory);
     if let (Some(pool), Some(event_loop)) = (memory(tpc), memory(inline)) {
         let _ = writeln!(
             out,
@@ -308,7 +321,11 @@ pub fn chart_data(rows: &[Row]) -> ChartData {
     let mut sweep: Vec<Series> = Vec::new();
     for row in rows.iter().filter(|r| r.scenario == Scenario::Sweep) {
         let name = row.setup.family();
-        let point = (row.clients as f64, row.rps().unwrap_or(0.0), row.p99());
+        let point = Point {
+            clients: row.clients as f64,
+            requests_per_sec: row.rps().unwrap_or(0.0),
+            p99_ms: row.p99(),
+        };
         match sweep.iter_mut().find(|s| s.name == name) {
             Some(series) => series.points.push(point),
             None => sweep.push(Series {

@@ -111,12 +111,15 @@ fn parse_baseline(line: &str) -> Option<Baseline> {
 /// The child's side: report the baseline, then be the server.
 pub fn serve(args: &[OsString]) -> ExitCode {
     let rss = procstat::rss_bytes(std::process::id()).unwrap_or(0);
-    let kernel_stack = procstat::kernel_stack_bytes()
-        .map_or("-".to_string(), |bytes| bytes.to_string());
+    let kernel_stack =
+        procstat::kernel_stack_bytes().map_or("-".to_string(), |bytes| bytes.to_string());
     let mut stdout = io::stdout();
-    if writeln!(stdout, "baseline rss_bytes={rss} kernel_stack_bytes={kernel_stack}")
-        .and_then(|()| stdout.flush())
-        .is_err()
+    if writeln!(
+        stdout,
+        "baseline rss_bytes={rss} kernel_stack_bytes={kernel_stack}"
+    )
+    .and_then(|()| stdout.flush())
+    .is_err()
     {
         return ExitCode::FAILURE; // nobody is listening
     }

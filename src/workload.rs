@@ -125,7 +125,9 @@ mod tests {
         let workload = Workload::Http {
             path: "/db/{i}?delay_ms=10".into(),
         };
-        assert!(workload.request(5).starts_with("GET /db/5?delay_ms=10 HTTP/1.1\r\n"));
+        assert!(workload
+            .request(5)
+            .starts_with("GET /db/5?delay_ms=10 HTTP/1.1\r\n"));
         let answer = |status| {
             Answer::Http(Response {
                 status,
