@@ -111,7 +111,10 @@ fn sweep_panel(
         .configure_mesh()
         .x_desc("clients")
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
+        .y_label_formatter(&|y| match *y {
+            y if y >= 10.0 => format!("{y:.0}"),
+            y => format!("{y:.1}"),
+        })
         .draw()?;
     for (series, color) in data.sweep.iter().zip(COLORS.iter().cycle()) {
         let points: Vec<(f64, f64)> = series
@@ -160,14 +163,15 @@ fn cpu_panel(area: &Panel, cpu: &[(String, f64)]) -> DrawResult {
             [(x + 0.15, 0.0), (x + 0.85, *jobs)],
             color.filled(),
         )))?;
-        // The set-up's name runs up the bar, so long names fit.
+        // The set-up's name runs up the bar from its foot (rotated text
+        // grows upwards from its anchor), so long names fit.
         let style = ("sans-serif", 13)
             .into_font()
             .transform(FontTransform::Rotate270)
             .color(&BLACK);
         chart.draw_series(std::iter::once(Text::new(
             format!("{label}: {jobs:.0}"),
-            (x + 0.5, high * 0.97),
+            (x + 0.42, high * 0.03),
             style,
         )))?;
     }
