@@ -8,6 +8,8 @@
 //! the kernel drops SYNs: those clients retry after 1 s, then 3 s. Opening
 //! connections only while the queue has room keeps every connect prompt.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 
 /// `st` of a listening socket in `/proc/net/tcp`.
@@ -19,7 +21,11 @@ pub fn accept_queue(addr: SocketAddr) -> Option<u64> {
     let IpAddr::V4(ip) = addr.ip() else {
         return None;
     };
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    // Listeners come first in the table, before every connection (and the
+    // thousands in TIME_WAIT a load run leaves): read line by line and
+    // stop at the first socket that is not listening, so a check costs a
+    // page of text, not megabytes.
+    let table = BufReader::new(File::open("/proc/net/tcp").ok()?);
     // The kernel prints the address as a host-order u32 in hex.
     let local = format!(
         "{:08X}:{:04X}",
@@ -27,16 +33,20 @@ pub fn accept_queue(addr: SocketAddr) -> Option<u64> {
         addr.port()
     );
     let any = format!("00000000:{:04X}", addr.port());
-    table.lines().skip(1).find_map(|line| {
+    for line in table.lines().skip(1) {
+        let line = line.ok()?;
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (address, state, queues) = (fields.get(1)?, fields.get(3)?, fields.get(4)?);
-        if *state != LISTEN || (**address != local && **address != any) {
-            return None;
+        if *state != LISTEN {
+            return None; // past the listeners
         }
-        // For a listener, rx_queue is the accept queue's length.
-        let (_tx, rx) = queues.split_once(':')?;
-        u64::from_str_radix(rx, 16).ok()
-    })
+        if *address == local || *address == any {
+            // For a listener, rx_queue is the accept queue's length.
+            let (_tx, rx) = queues.split_once(':')?;
+            return u64::from_str_radix(rx, 16).ok();
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::loadgen::{self, LoadReport, LoadSpec, Workload};
@@ -324,14 +326,19 @@ fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
     let server = ServerProcess::start(&setup.serve_args(cores + 4))?;
     let addr = server.addr;
     let ping_grace = Duration::from_millis(300);
-    // The image load outlasts the PING run and its grace period, so every
-    // PING is measured while the image jobs are running (also the time the
-    // PING clients take to connect).
-    let image_duration = duration + ping_grace + Duration::from_millis(250);
-    let images = std::thread::spawn(move || {
-        let spec = LoadSpec::new(addr, cores, Workload::Blur { side: 2048 }, image_duration);
-        loadgen::run(&spec)
-    });
+    // The image load runs until the PING run and its grace period are
+    // over, so every PING is measured while the image jobs are running.
+    let stop = Arc::new(AtomicBool::new(false));
+    let image_spec = LoadSpec {
+        stop: Some(Arc::clone(&stop)),
+        ..LoadSpec::new(
+            addr,
+            cores,
+            Workload::Blur { side: 2048 },
+            duration + Duration::from_secs(60),
+        )
+    };
+    let images = std::thread::spawn(move || loadgen::run(&image_spec));
     // Let the image clients take their places first, as in a busy server.
     std::thread::sleep(Duration::from_millis(100));
     let spec = LoadSpec {
@@ -339,6 +346,7 @@ fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
         ..LoadSpec::new(addr, 4, Workload::Ping, duration)
     };
     let pings = loadgen::run(&spec);
+    stop.store(true, Ordering::Relaxed);
     let images = images
         .join()
         .map_err(|_| io::Error::other("image load thread failed"))??;

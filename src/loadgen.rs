@@ -17,6 +17,8 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -40,6 +42,9 @@ pub struct LoadSpec {
     /// How long outstanding requests may still be answered after sending
     /// stops; later, they count as unanswered.
     pub grace: Duration,
+    /// Stop sending as soon as this is set (checked at least every 100 ms):
+    /// for a background load that must last exactly as long as another.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl LoadSpec {
@@ -54,6 +59,7 @@ impl LoadSpec {
             duration,
             max_requests: None,
             grace: duration.min(MAX_GRACE),
+            stop: None,
         }
     }
 }
@@ -155,7 +161,7 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
         histogram: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
             .map_err(|e| io::Error::other(e.to_string()))?,
     };
-    let give_up = tally.stop_sending + spec.grace;
+    let mut give_up = tally.stop_sending + spec.grace;
     // Readiness is edge-triggered: whatever arrived while connecting (an
     // `ERR busy`, say) had its event already. Serve every client once.
     for client in clients.iter_mut() {
@@ -163,6 +169,15 @@ pub fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     }
     loop {
         let now = Instant::now();
+        if now < tally.stop_sending
+            && spec
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            tally.stop_sending = now;
+            give_up = now + spec.grace;
+        }
         let sending =
             now < tally.stop_sending && spec.max_requests.is_none_or(|max| tally.next_i < max);
         if (!sending && tally.in_flight == 0) || now >= give_up {
