@@ -46,7 +46,7 @@ Runs both servers under five kinds of load and prints them side by side.
 Usage: parallel_vs_async [FLAGS]
 
 Flags:
-  --quick                 about 30 seconds in all (shorter runs, fewer connections)
+  --quick                 about 25 seconds in all (shorter runs, fewer connections)
   --json                  print the results as JSON instead of a table
   --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory [all]
   --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it,
