@@ -111,12 +111,13 @@ fn waiting_throughput(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(model, format!("{clients}_clients")), |b| {
                 b.iter_custom(|iters| {
                     let spec = LoadSpec {
-                        addr,
-                        clients,
-                        pipeline: 1,
-                        workload: Workload::Db { delay_ms: 10 },
-                        duration: Duration::from_secs(60),
                         max_requests: Some(iters),
+                        ..LoadSpec::new(
+                            addr,
+                            clients,
+                            Workload::Db { delay_ms: 10 },
+                            Duration::from_secs(60),
+                        )
                     };
                     let report = loadgen::run(&spec).expect("load runs");
                     assert_eq!(

@@ -1,129 +1,75 @@
-//! `cargo run --release`: the two models side by side, in numbers.
+//! `cargo run --release`: the two models side by side, each at its best,
+//! in numbers.
 //!
-//! Each scenario is one kind of load, run against each server
-//! configuration in turn on port 0, measured by the load generator:
+//! Each scenario is one kind of load, run against each server set-up in
+//! turn, measured by the load generator:
 //!
 //! | scenario | load | what it shows |
 //! |---|---|---|
-//! | cpu | `IMAGE blur 512 512 {i}`, one client per core | the pool uses every core; the loop, one |
-//! | wait | `DB {i} 50` from 1,000 clients | the loop waits on all at once; the pool, W at a time |
-//! | fair | PINGs while others run 2048x2048 blurs | inline jobs stall the loop; offload fixes it |
+//! | cpu | `IMAGE blur 512 512 {i}`, one client per core | the pool uses every core; one loop, one |
+//! | wait | `DB {i} 50` from 1,000 clients | a CPU-sized pool is capped by Little's law; a thread per connection and the loop are not |
+//! | sweep | `DB {i} 10` from 10 to 5,000 clients | where a thread per connection starts to cost more than a loop |
+//! | fair | PINGs while others run 2048x2048 blurs | threads are preempted; a loop is cooperative |
 //! | memory | 5,000 idle connections | what one waiting client costs each model |
 //!
-//! The memory scenario runs each server in a process of its own (this
-//! binary again, with `--serve`), so its resident memory can be read from
-//! `/proc` without the load generator's own memory in it.
+//! Every server runs in a process of its own (`server_process.rs`), so its
+//! CPU time, context switches and memory can be read from `/proc` without
+//! the load generator's in them.
 
 use std::ffi::OsString;
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::loadgen::{self, LoadReport, LoadSpec, Workload};
-
-/// The server set-ups compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Setup {
-    /// The thread pool with `workers` threads.
-    Pool { workers: usize },
-    /// The event loop, image jobs inline.
-    Loop,
-    /// The event loop, image jobs on `workers` offload threads.
-    Offload { workers: usize },
-}
-
-impl Setup {
-    fn label(self) -> String {
-        match self {
-            Setup::Pool { workers: 1 } => "thread pool, 1 worker".to_string(),
-            Setup::Pool { workers } => format!("thread pool, {workers} workers"),
-            Setup::Loop => "event loop, inline".to_string(),
-            Setup::Offload { workers } => format!("event loop + {workers} offload"),
-        }
-    }
-}
-
-/// A server running in this process.
-enum Running {
-    Pool(thread_pool_server::ServerHandle),
-    Loop(event_loop_server::ServerHandle),
-}
-
-impl Running {
-    fn start(setup: Setup) -> std::io::Result<Running> {
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-        Ok(match setup {
-            Setup::Pool { workers } => {
-                let mut config = thread_pool_server::Config::new(addr);
-                config.workers = workers;
-                Running::Pool(thread_pool_server::start(config)?)
-            }
-            Setup::Loop | Setup::Offload { .. } => {
-                let mut config = event_loop_server::Config::new(addr);
-                if let Setup::Offload { workers } = setup {
-                    config.offload_workers = workers;
-                }
-                Running::Loop(event_loop_server::start(config)?)
-            }
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        match self {
-            Running::Pool(server) => server.local_addr(),
-            Running::Loop(server) => server.local_addr(),
-        }
-    }
-
-    fn stop(self) {
-        match self {
-            Running::Pool(server) => server.shutdown(),
-            Running::Loop(server) => server.shutdown(),
-        };
-    }
-}
-
-/// One cell of the table.
-struct Row {
-    scenario: &'static str,
-    setup: Setup,
-    report: Option<LoadReport>,
-    /// Memory scenario only.
-    bytes_per_connection: Option<f64>,
-    note: String,
-}
+pub use crate::procstat::rss_bytes;
+use crate::procstat::{self, CpuSample};
+use crate::report::{self, Memory, Row, Scenario};
+use crate::server_process::{self, ServerProcess};
+use crate::setup::Setup;
 
 struct Options {
     quick: bool,
     json: bool,
-    scenarios: Vec<String>,
+    scenarios: Vec<Scenario>,
     duration: Duration,
     wait_clients: usize,
     idle_connections: usize,
 }
 
 const USAGE: &str = "\
-Runs both servers under four kinds of load and prints them side by side.
+Runs both servers under five kinds of load and prints them side by side.
 
 Usage: parallel_vs_async [FLAGS]
 
 Flags:
-  --quick                 about 20 seconds in all (shorter runs, fewer connections)
+  --quick                 about 25 seconds in all (shorter runs, fewer connections)
   --json                  print the results as JSON instead of a table
-  --scenarios LIST        comma-separated, from cpu,wait,fair,memory [all]
-  --duration SECS         seconds of load per run, 1 to 600 [5; 1 with --quick]
+  --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory [all]
+  --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it,
+                          --quick PING runs half [5; 1 with --quick]
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
   --idle-connections N    connections of the memory scenario, 1 to 50000 [5000; 1000 with --quick]
   -h, --help              print this and exit
+
+The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
+Writes a chart to target/compare/chart.svg (req/s and p99 over the sweep,
+jobs/s on CPU work) and prints its path.
 ";
+
+/// Client counts of the sweep. `--quick` stops at 1,000: 5,000 threads
+/// take seconds to start, connect and tear down, more than the run itself.
+const SWEEP_CLIENTS: [usize; 4] = [10, 100, 1000, 5000];
+const QUICK_SWEEP_CLIENTS: [usize; 3] = [10, 100, 1000];
 
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    // `--serve MODEL ARGS...`: be one server process for the memory scenario.
+    // `--serve MODEL ARGS...`: be one server process of the comparison.
     if args.first().is_some_and(|a| a == "--serve") {
-        return serve(&args[1..]);
+        return server_process::serve(&args[1..]);
     }
     let options = match parse(&args) {
         Ok(options) => options,
@@ -160,7 +106,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
     let mut options = Options {
         quick: false,
         json: false,
-        scenarios: ["cpu", "wait", "fair", "memory"].map(String::from).to_vec(),
+        scenarios: Scenario::ALL.to_vec(),
         duration: Duration::ZERO,
         wait_clients: 1000,
         idle_connections: 0,
@@ -179,16 +125,16 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
             "--json" => options.json = true,
             "--scenarios" => {
                 let list = args.next().unwrap_or_default();
-                options.scenarios = list.split(',').map(str::to_string).collect();
-                if let Some(bad) = options
-                    .scenarios
-                    .iter()
-                    .find(|s| !["cpu", "wait", "fair", "memory"].contains(&s.as_str()))
-                {
-                    return Err(Some(format!(
-                        "unknown scenario '{bad}' (cpu, wait, fair, memory)"
-                    )));
-                }
+                options.scenarios = list
+                    .split(',')
+                    .map(|name| {
+                        Scenario::from_name(name).ok_or_else(|| {
+                            Some(format!(
+                                "unknown scenario '{name}' (cpu, wait, sweep, fair, memory)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             "--duration" => {
                 options.duration = Duration::from_secs(number("--duration", args.next(), 600)?)
@@ -212,115 +158,141 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
     Ok(options)
 }
 
-fn run(options: &Options) -> std::io::Result<()> {
+fn run(options: &Options) -> io::Result<()> {
     let cores = num_cpus::get();
     let limit = loadgen::raise_open_file_limit();
     let started = Instant::now();
     let mut rows = Vec::new();
-    let progress = |text: String| {
-        if !options.json {
-            eprintln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
-        }
-    };
-    let wants = |name: &str| options.scenarios.iter().any(|s| s == name);
+    // On stderr, so `--json` output stays clean: a line per run, so the
+    // first command never looks stuck.
+    let progress = |text: String| eprintln!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64());
+    let wants = |scenario: Scenario| options.scenarios.contains(&scenario);
     let d = options.duration;
 
-    if wants("cpu") {
+    if wants(Scenario::Cpu) {
+        let blur = Workload::Blur { side: 512 };
         for setup in [
-            Setup::Pool { workers: 1 },
-            Setup::Pool { workers: cores },
+            Setup::pool(1),
+            Setup::pool(cores),
             Setup::Loop,
             Setup::Offload { workers: cores },
+            Setup::Loops {
+                loops: cores,
+                offload: cores,
+            },
         ] {
             progress(format!(
-                "cpu: {} clients of IMAGE blur 512 512 on {}",
-                cores,
+                "cpu: {cores} clients of IMAGE blur 512 512 on {}",
                 setup.label()
             ));
-            let report = load(setup, cores, Workload::Blur { side: 512 }, d)?;
-            rows.push(Row {
-                scenario: "cpu",
-                setup,
-                report: Some(report),
-                bytes_per_connection: None,
-                note: String::new(),
-            });
+            rows.push(measured(Scenario::Cpu, setup, cores, blur.clone(), d)?);
         }
     }
-    if wants("wait") {
+    if wants(Scenario::Wait) {
         let clients = within_file_limit(options.wait_clients, limit, "clients");
-        for setup in [Setup::Pool { workers: cores }, Setup::Loop] {
+        for setup in [
+            Setup::pool(cores),
+            Setup::ThreadPerConnection { threads: clients },
+            Setup::Loop,
+            Setup::Loops {
+                loops: cores,
+                offload: 0,
+            },
+        ] {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
             ));
-            let report = load(setup, clients, Workload::Db { delay_ms: 50 }, d)?;
-            rows.push(Row {
-                scenario: "wait",
-                setup,
-                report: Some(report),
-                bytes_per_connection: None,
-                note: String::new(),
-            });
+            let db = Workload::Db { delay_ms: 50 };
+            rows.push(measured(Scenario::Wait, setup, clients, db, d)?);
         }
     }
-    if wants("fair") {
+    if wants(Scenario::Sweep) {
+        // Shorter runs: sixteen of them.
+        let point = d.mul_f64(0.4);
+        let counts: &[usize] = if options.quick {
+            &QUICK_SWEEP_CLIENTS
+        } else {
+            &SWEEP_CLIENTS
+        };
+        for &wanted in counts {
+            let clients = within_file_limit(wanted, limit, "clients");
+            for setup in [
+                Setup::pool(cores),
+                Setup::ThreadPerConnection { threads: clients },
+                Setup::Loop,
+                Setup::Loops {
+                    loops: cores,
+                    offload: 0,
+                },
+            ] {
+                progress(format!(
+                    "sweep: {clients} clients of DB {{i}} 10 on {}",
+                    setup.label()
+                ));
+                let db = Workload::Db { delay_ms: 10 };
+                rows.push(measured(Scenario::Sweep, setup, clients, db, point)?);
+            }
+        }
+    }
+    if wants(Scenario::Fair) {
         for setup in [
-            Setup::Pool { workers: cores },
+            Setup::pool(cores),
+            // A thread for each of the image clients and the 4 PING clients.
+            Setup::ThreadPerConnection { threads: cores + 4 },
             Setup::Loop,
             Setup::Offload { workers: cores },
+            Setup::Loops {
+                loops: cores,
+                offload: cores,
+            },
         ] {
             progress(format!(
                 "fair: 4 PING clients beside {cores} IMAGE blur 2048 clients on {}",
                 setup.label()
             ));
-            let (pings, images) = fairness(setup, cores, d)?;
-            let note = format!("image jobs/s {:.1}", images.requests_per_sec());
-            rows.push(Row {
-                scenario: "fair",
-                setup,
-                report: Some(pings),
-                bytes_per_connection: None,
-                note,
-            });
+            // Quick: half a second of PINGs is still hundreds of them.
+            let pings = if options.quick { d / 2 } else { d };
+            rows.push(fairness(setup, cores, pings)?);
         }
     }
-    if wants("memory") {
+    if wants(Scenario::Memory) {
         let connections = within_file_limit(options.idle_connections, limit, "idle connections");
         for setup in [
-            Setup::Pool {
-                workers: connections,
+            Setup::ThreadPerConnection {
+                threads: connections,
             },
             Setup::Loop,
+            Setup::Loops {
+                loops: cores,
+                offload: 0,
+            },
         ] {
             progress(format!(
                 "memory: {connections} idle connections on {}",
                 setup.label()
             ));
-            let bytes = idle_memory(setup, connections)?;
-            let note = format!("{connections} idle connections, RSS from /proc");
-            rows.push(Row {
-                scenario: "memory",
-                setup,
-                report: None,
-                bytes_per_connection: Some(bytes),
-                note,
-            });
+            rows.push(idle_memory(setup, connections)?);
         }
     }
-    progress("done".to_string());
+    progress(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
+    let chart = crate::chart::write(&report::chart_data(&rows));
     if options.json {
-        println!("{}", to_json(&rows));
+        println!("{}", report::to_json(&rows));
     } else {
-        print!("{}", table(&rows));
-        print!("{}", reading(&rows, cores));
+        print!("{}", report::table(&rows));
+        print!("{}", report::reading(&rows, cores));
+    }
+    match chart {
+        Ok(path) => eprintln!("chart: {}", path.display()),
+        Err(e) => eprintln!("parallel_vs_async: no chart: {e}"),
     }
     Ok(())
 }
 
 /// How many of `wanted` connections fit the open-file limit: each one is a
-/// descriptor here and one in the server (the same process, or a child that
-/// inherits the limit), and a hundred are kept for everything else.
+/// descriptor here and one in the server (a child that inherits the
+/// limit), and a hundred are kept for everything else.
 fn within_file_limit(wanted: usize, limit: u64, what: &str) -> usize {
     let fits = (limit.saturating_sub(100) / 2) as usize;
     if wanted > fits {
@@ -331,286 +303,107 @@ fn within_file_limit(wanted: usize, limit: u64, what: &str) -> usize {
     wanted.min(fits).max(1)
 }
 
-fn load(
+/// Answers may come this long after sending stops: long enough for any
+/// request here, short enough that starved clients do not stretch a run.
+fn grace(duration: Duration) -> Duration {
+    (duration / 2).min(Duration::from_secs(1))
+}
+
+/// One load against one server process, with the server's CPU time and
+/// context switches over it (connecting included).
+fn measured(
+    scenario: Scenario,
     setup: Setup,
     clients: usize,
     workload: Workload,
     duration: Duration,
-) -> std::io::Result<LoadReport> {
-    let server = Running::start(setup)?;
+) -> io::Result<Row> {
+    let server = ServerProcess::start(&setup.serve_args(clients))?;
+    let before = CpuSample::read(server.pid())?;
     let spec = LoadSpec {
-        addr: server.addr(),
-        clients,
-        pipeline: 1,
-        workload,
-        duration,
-        max_requests: None,
+        grace: grace(duration),
+        ..LoadSpec::new(server.addr, clients, workload, duration)
     };
-    let report = loadgen::run(&spec);
-    server.stop();
-    report
+    let report = loadgen::run(&spec)?;
+    let cost = CpuSample::read(server.pid())?.since(before);
+    Ok(Row {
+        cost: Some(cost),
+        ..Row::new(scenario, setup, clients, Some(report))
+    })
 }
 
 /// PING latency from 4 clients while `cores` others keep big blurs running.
-fn fairness(
-    setup: Setup,
-    cores: usize,
-    duration: Duration,
-) -> std::io::Result<(LoadReport, LoadReport)> {
-    let server = Running::start(setup)?;
-    let addr = server.addr();
-    // The image load outlasts the PING run and its grace period, so every
-    // PING is measured while the image jobs are running.
-    let image_duration =
-        duration + duration.min(Duration::from_secs(3)) + Duration::from_millis(500);
-    let images = std::thread::spawn(move || {
-        let spec = LoadSpec {
+fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
+    let server = ServerProcess::start(&setup.serve_args(cores + 4))?;
+    let addr = server.addr;
+    let ping_grace = Duration::from_millis(300);
+    // The image load runs until the PING run and its grace period are
+    // over, so every PING is measured while the image jobs are running.
+    let stop = Arc::new(AtomicBool::new(false));
+    let image_spec = LoadSpec {
+        stop: Some(Arc::clone(&stop)),
+        ..LoadSpec::new(
             addr,
-            clients: cores,
-            pipeline: 1,
-            workload: Workload::Blur { side: 2048 },
-            duration: image_duration,
-            max_requests: None,
-        };
-        loadgen::run(&spec)
-    });
+            cores,
+            Workload::Blur { side: 2048 },
+            duration + Duration::from_secs(60),
+        )
+    };
+    let images = std::thread::spawn(move || loadgen::run(&image_spec));
     // Let the image clients take their places first, as in a busy server.
     std::thread::sleep(Duration::from_millis(100));
     let spec = LoadSpec {
-        addr,
-        clients: 4,
-        pipeline: 1,
-        workload: Workload::Ping,
-        duration,
-        max_requests: None,
+        grace: ping_grace,
+        ..LoadSpec::new(addr, 4, Workload::Ping, duration)
     };
     let pings = loadgen::run(&spec);
+    stop.store(true, Ordering::Relaxed);
     let images = images
         .join()
-        .map_err(|_| std::io::Error::other("image load thread failed"))?;
-    server.stop();
-    Ok((pings?, images?))
+        .map_err(|_| io::Error::other("image load thread failed"))??;
+    let how = if setup.is_pool() {
+        "threads preempted"
+    } else {
+        "loop cooperative"
+    };
+    Ok(Row {
+        note: format!("image jobs/s {:.1}, {how}", images.requests_per_sec()),
+        ..Row::new(Scenario::Fair, setup, cores + 4, Some(pings?))
+    })
 }
 
-/// Resident memory per idle connection, from the server process's RSS
-/// before and after `connections` clients connect and each get one answer.
-fn idle_memory(setup: Setup, connections: usize) -> std::io::Result<f64> {
-    let exe = std::env::current_exe()?;
-    let mut command = Command::new(exe);
-    command.arg("--serve");
-    match setup {
-        Setup::Pool { workers } => command.args([
-            "thread_pool",
-            "--workers",
-            &workers.to_string(),
-            "--queue",
-            "0",
-        ]),
-        _ => command.args([
-            "event_loop",
-            "--max-connections",
-            &(connections + 10).to_string(),
-        ]),
-    };
-    command
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = KillOnDrop(command.spawn()?);
-    let mut stdout = BufReader::new(
-        child
-            .0
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("no stdout"))?,
-    );
-    let mut first = String::new();
-    stdout.read_line(&mut first)?;
-    let addr: SocketAddr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("server did not start: {first:?}")))?;
-    // The pool starts its threads at once; give them a moment to settle.
+/// Resident memory per idle connection: the server process's RSS before
+/// any server thread started, once the server runs, and after
+/// `connections` clients connected and each got one answer.
+fn idle_memory(setup: Setup, connections: usize) -> io::Result<Row> {
+    let server = ServerProcess::start(&setup.serve_args(connections))?;
+    // The pool has started its threads; give them a moment to run.
     std::thread::sleep(Duration::from_millis(300));
-    let before = rss_bytes(child.0.id())?;
+    let running = procstat::rss_bytes(server.pid())?;
     let mut held = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let mut stream = TcpStream::connect(addr)?;
+        let mut stream = TcpStream::connect(server.addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.write_all(b"PING\n")?;
         let mut pong = [0u8; 5];
         stream.read_exact(&mut pong)?;
         held.push(stream);
     }
-    let after = rss_bytes(child.0.id())?;
+    let after = procstat::rss_bytes(server.pid())?;
+    let kernel_stack_after = procstat::kernel_stack_bytes();
     drop(held);
-    Ok((after as f64 - before as f64) / connections as f64)
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Resident memory of process `pid`, from `/proc/PID/status` (Linux).
-pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| std::io::Error::other("no VmRSS in /proc status"))
-}
-
-fn serve(args: &[OsString]) -> ExitCode {
-    let rest = args.iter().skip(1).cloned();
-    match args.first().and_then(|a| a.to_str()) {
-        Some("thread_pool") => thread_pool_server::main_with_args(rest),
-        Some("event_loop") => event_loop_server::main_with_args(rest),
-        _ => {
-            eprintln!("parallel_vs_async: --serve takes thread_pool or event_loop");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn ms(value: Option<f64>) -> String {
-    value.map_or("-".to_string(), |v| format!("{v:.1}"))
-}
-
-fn table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\n{:<8} {:<28} {:>10} {:>9} {:>9} {:>8} {:>8} {:>11}  notes",
-        "scenario", "server", "req/s", "p50 ms", "p99 ms", "errors", "starved", "bytes/conn"
-    );
-    for row in rows {
-        let (rps, p50, p99, errors, starved) = match &row.report {
-            Some(r) => (
-                format!("{:.0}", r.requests_per_sec()),
-                ms(r.latency_ms(0.5)),
-                ms(r.latency_ms(0.99)),
-                (r.errors + r.unanswered).to_string(),
-                r.starved_clients.to_string(),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        let bytes = row
-            .bytes_per_connection
-            .map_or("-".to_string(), |b| format!("{b:.0}"));
-        let _ = writeln!(
-            out,
-            "{:<8} {:<28} {rps:>10} {p50:>9} {p99:>9} {errors:>8} {starved:>8} {bytes:>11}  {}",
-            row.scenario,
-            row.setup.label(),
-            row.note
-        );
-    }
-    out.push_str("\nerrors: wrong or ERR answers, and requests lost or unanswered; starved: clients that got no answer at all.\n");
-    out
-}
-
-fn find<'a>(rows: &'a [Row], scenario: &str, pick: impl Fn(Setup) -> bool) -> Option<&'a Row> {
-    rows.iter()
-        .find(|r| r.scenario == scenario && pick(r.setup))
-}
-
-fn rps(row: Option<&Row>) -> Option<f64> {
-    row.and_then(|r| r.report.as_ref())
-        .map(LoadReport::requests_per_sec)
-}
-
-/// A few sentences reading the table: who won each scenario, by how much, why.
-fn reading(rows: &[Row], cores: usize) -> String {
-    let mut out = String::from("\nWhat it shows:\n");
-    let is_pool_n = |s: Setup| matches!(s, Setup::Pool { workers } if workers > 1);
-    if let (Some(pool), Some(one), Some(inline)) = (
-        rps(find(rows, "cpu", is_pool_n)),
-        rps(find(rows, "cpu", |s| s == Setup::Pool { workers: 1 })),
-        rps(find(rows, "cpu", |s| s == Setup::Loop)),
-    ) {
-        let _ = writeln!(
-            out,
-            "- cpu: the pool ran {:.2}x the jobs of one worker and {:.2}x the inline loop: {cores} cores compute at once, \
-             while the loop's one thread computes one job at a time.",
-            pool / one,
-            pool / inline
-        );
-    }
-    if let (Some(pool), Some(event_loop)) = (
-        rps(find(rows, "wait", |s| matches!(s, Setup::Pool { .. }))),
-        rps(find(rows, "wait", |s| s == Setup::Loop)),
-    ) {
-        let _ = writeln!(
-            out,
-            "- wait: the loop answered {:.0}x the pool's requests/s. By Little's law, W workers each held 50 ms per query \
-             serve at most 20*W = {} req/s, and a connection keeps its worker, so the other clients starve or are turned \
-             away; the loop keeps every query waiting on a timer at once.",
-            event_loop / pool.max(1e-9),
-            20 * cores
-        );
-    }
-    if let (Some(inline), Some(offload)) = (
-        find(rows, "fair", |s| s == Setup::Loop)
-            .and_then(|r| r.report.as_ref())
-            .and_then(|r| r.latency_ms(0.99)),
-        find(rows, "fair", |s| matches!(s, Setup::Offload { .. }))
-            .and_then(|r| r.report.as_ref())
-            .and_then(|r| r.latency_ms(0.99)),
-    ) {
-        let _ = writeln!(
-            out,
-            "- fair: PING p99 was {inline:.1} ms on the inline loop (about one 2048x2048 job, which stalls everyone) and \
-             {offload:.1} ms with offload ({:.0}x lower); on the pool, the image clients hold the workers, so PINGs wait \
-             for a free worker or are turned away.",
-            inline / offload.max(1e-3)
-        );
-    }
-    let bytes =
-        |pick: fn(Setup) -> bool| find(rows, "memory", pick).and_then(|r| r.bytes_per_connection);
-    if let (Some(pool), Some(event_loop)) = (
-        bytes(|s| matches!(s, Setup::Pool { .. })),
-        bytes(|s| s == Setup::Loop),
-    ) {
-        let _ = writeln!(
-            out,
-            "- memory: an idle connection cost {pool:.0} bytes of RSS on the pool (a thread and its stack) and \
-             {event_loop:.0} on the loop (a socket's state)."
-        );
-    }
-    out
-}
-
-fn to_json(rows: &[Row]) -> String {
-    let num = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
-    let items: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            let r = row.report.as_ref();
-            format!(
-                "{{\"scenario\":\"{}\",\"server\":\"{}\",\"requests_per_sec\":{},\"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{},\
-                 \"answered\":{},\"errors\":{},\"unanswered\":{},\"starved_clients\":{},\"bytes_per_connection\":{}}}",
-                row.scenario,
-                row.setup.label(),
-                num(r.map(LoadReport::requests_per_sec)),
-                num(r.and_then(|r| r.latency_ms(0.5))),
-                num(r.and_then(|r| r.latency_ms(0.9))),
-                num(r.and_then(|r| r.latency_ms(0.99))),
-                num(r.and_then(|r| r.latency_ms(1.0))),
-                r.map_or(0, |r| r.answered),
-                r.map_or(0, |r| r.errors),
-                r.map_or(0, |r| r.unanswered),
-                r.map_or(0, |r| r.starved_clients),
-                num(row.bytes_per_connection),
-            )
-        })
-        .collect();
-    format!("[{}]", items.join(","))
+    let base = server.baseline;
+    let per = |bytes: f64| bytes / connections as f64;
+    let memory = Memory {
+        rss_per_connection: per(after as f64 - base.rss_bytes as f64),
+        rss_per_connection_before_clients: per(running as f64 - base.rss_bytes as f64),
+        kernel_stack_per_connection: base
+            .kernel_stack_bytes
+            .zip(kernel_stack_after)
+            .map(|(before, after)| per(after as f64 - before as f64)),
+    };
+    Ok(Row {
+        memory: Some(memory),
+        ..Row::new(Scenario::Memory, setup, connections, None::<LoadReport>)
+    })
 }

@@ -5,57 +5,28 @@
 //! It is itself an event loop (one thread, `mio`, non-blocking sockets), so
 //! it can hold thousands of connections without becoming the bottleneck it
 //! is meant to measure. Every answer is checked against the request that
-//! asked for it; a wrong line, an `ERR`, or a connection that drops with
-//! requests outstanding counts as an error, never silently.
+//! asked for it; a wrong answer, an `ERR` (or a non-2xx status over HTTP),
+//! or a connection that drops with requests outstanding counts as an error,
+//! never silently.
+//!
+//! All connections are opened before the clock starts. Otherwise a short
+//! run measures the connecting, not the server: a client still waiting for
+//! its TCP handshake (a full listen backlog retries a SYN after a second)
+//! when the run ends would be reported as starved by the server.
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-/// What each request asks for; `i` is a counter shared by all connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Workload {
-    /// `PING`
-    Ping,
-    /// `DB {i} {delay_ms}`
-    Db { delay_ms: u64 },
-    /// `IMAGE blur {side} {side} {i}`
-    Blur { side: u32 },
-}
-
-impl Workload {
-    fn request(self, i: u64) -> String {
-        match self {
-            Workload::Ping => "PING\n".to_string(),
-            Workload::Db { delay_ms } => format!("DB {i} {delay_ms}\n"),
-            Workload::Blur { side } => format!("IMAGE blur {side} {side} {i}\n"),
-        }
-    }
-
-    /// Is `line` the right answer to request `i`? (Image checksums are not
-    /// recomputed here: that would cost the client what it costs the server.)
-    fn is_answer(self, i: u64, line: &str) -> bool {
-        let expected = match self {
-            Workload::Ping => return line == "PONG",
-            Workload::Db { .. } => format!("OK DB {i} value={:016x}", shared::db::value(i)),
-            Workload::Blur { side } => format!("OK IMAGE blur {side}x{side} seed={i} checksum="),
-        };
-        let Some(rest) = line.strip_prefix(&expected) else {
-            return false;
-        };
-        match self {
-            Workload::Blur { .. } => {
-                rest.len() >= 16 && rest[..16].bytes().all(|b| b.is_ascii_hexdigit())
-            }
-            _ => rest.is_empty() || rest.starts_with(' '),
-        }
-    }
-}
+pub use crate::workload::{Answer, Framing, Workload};
+use crate::{backlog, http};
 
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -64,22 +35,52 @@ pub struct LoadSpec {
     /// Requests each connection sends before waiting for their answers.
     pub pipeline: usize,
     pub workload: Workload,
-    /// Stop starting requests after this long...
+    /// Stop starting requests this long after every client connected...
     pub duration: Duration,
     /// ...or after this many, whichever comes first.
     pub max_requests: Option<u64>,
+    /// How long outstanding requests may still be answered after sending
+    /// stops; later, they count as unanswered.
+    pub grace: Duration,
+    /// Stop sending as soon as this is set (checked at least every 100 ms):
+    /// for a background load that must last exactly as long as another.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl LoadSpec {
+    /// One request at a time per client, no request limit, a grace period
+    /// as long as the run up to 3 s.
+    pub fn new(addr: SocketAddr, clients: usize, workload: Workload, duration: Duration) -> Self {
+        LoadSpec {
+            addr,
+            clients,
+            pipeline: 1,
+            workload,
+            duration,
+            max_requests: None,
+            grace: duration.min(MAX_GRACE),
+            stop: None,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct LoadReport {
     /// Requests answered correctly.
     pub answered: u64,
-    /// Wrong answers, `ERR` lines, and requests lost with their connection.
+    /// Wrong answers, `ERR` lines (non-2xx over HTTP), answers nobody asked
+    /// for, and requests lost with their connection.
     pub errors: u64,
-    /// Requests still unanswered when the run ended (after a grace period).
+    /// Requests still unanswered when the run ended (after the grace period).
     pub unanswered: u64,
-    /// Connections that never received a single answer.
+    /// Connections that never received a single correct answer (those that
+    /// could not connect included).
     pub starved_clients: usize,
+    /// Connections that were open when the clock started.
+    pub connected: usize,
+    /// How long opening every connection took, before the clock started.
+    pub connect_time: Duration,
+    /// From the clock's start to the last correct answer.
     pub elapsed: Duration,
     /// Latency of each correct answer, in microseconds.
     pub latency_us: Histogram<u64>,
@@ -97,15 +98,28 @@ impl LoadReport {
     }
 }
 
-/// The longest that outstanding requests may still be answered after the
-/// run (no longer than the run itself).
+/// The longest default grace period.
 const MAX_GRACE: Duration = Duration::from_secs(3);
-/// Connections opened at once; more would overflow the server's backlog.
-const CONNECTS_IN_FLIGHT: usize = 256;
+/// Handshakes in flight at once. Both servers listen with std's and mio's
+/// backlog of 128; past it the kernel drops SYNs, and the client retries
+/// only after a second.
+const CONNECTS_IN_FLIGHT: usize = 100;
+/// Connections allowed to wait in a local server's accept queue (of 128)
+/// before more are opened: see `backlog.rs`.
+const ACCEPT_QUEUE_ROOM: u64 = 64;
+/// Clients not connected by then take no part in the run.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where one client's connection is.
+enum Link {
+    Connecting(TcpStream),
+    Open(TcpStream),
+    /// Refused, broken, or closed by the server.
+    Closed,
+}
 
 struct Client {
-    stream: Option<TcpStream>,
-    connected: bool,
+    link: Link,
     out: Vec<u8>,
     inbuf: Vec<u8>,
     /// Requests sent and not yet answered: their `i` and when they left.
@@ -113,137 +127,222 @@ struct Client {
     answered_any: bool,
 }
 
-/// Runs the load and reports. Fails only if the first connection cannot be
-/// made at all; every later failure is counted in the report.
+/// The running totals, and what decides when requests stop.
+struct Tally {
+    answered: u64,
+    errors: u64,
+    next_i: u64,
+    /// Requests sent and not answered, over all clients.
+    in_flight: u64,
+    last_answer: Instant,
+    stop_sending: Instant,
+    histogram: Histogram<u64>,
+}
+
+/// Runs the load and reports. Fails only if the poller itself fails; every
+/// connection that fails is counted in the report.
 pub fn run(spec: &LoadSpec) -> io::Result<LoadReport> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
-    let mut clients: Vec<Client> = Vec::with_capacity(spec.clients);
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let (mut answered, mut errors, mut next_i) = (0u64, 0u64, 0u64);
-    let mut connecting = 0usize;
+    let connecting_since = Instant::now();
+    let mut clients = connect_all(spec, &mut poll, &mut events)?;
+    let connected = clients
+        .iter()
+        .filter(|c| matches!(c.link, Link::Open(_)))
+        .count();
     let started = Instant::now();
-    let mut last_answer = started;
-    let stop_sending = started + spec.duration;
-    // Outstanding answers may still come in a while after sending stops.
-    let give_up = stop_sending + spec.duration.min(MAX_GRACE);
+    let mut tally = Tally {
+        answered: 0,
+        errors: 0,
+        next_i: 0,
+        in_flight: 0,
+        last_answer: started,
+        stop_sending: started + spec.duration,
+        histogram: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)
+            .map_err(|e| io::Error::other(e.to_string()))?,
+    };
+    let mut give_up = tally.stop_sending + spec.grace;
+    // Readiness is edge-triggered: whatever arrived while connecting (an
+    // `ERR busy`, say) had its event already. Serve every client once.
+    for client in clients.iter_mut() {
+        drive(client, spec, &mut tally);
+    }
     loop {
-        // Open connections a batch at a time.
-        while clients.len() < spec.clients && connecting < CONNECTS_IN_FLIGHT {
-            let mut stream = TcpStream::connect(spec.addr)?;
+        let now = Instant::now();
+        if now < tally.stop_sending
+            && spec
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            tally.stop_sending = now;
+            give_up = now + spec.grace;
+        }
+        let sending =
+            now < tally.stop_sending && spec.max_requests.is_none_or(|max| tally.next_i < max);
+        if (!sending && tally.in_flight == 0) || now >= give_up {
+            break;
+        }
+        let wait = if sending { tally.stop_sending } else { give_up };
+        let timeout = wait
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        poll.poll(&mut events, Some(timeout))?;
+        for event in events.iter() {
+            drive(&mut clients[event.token().0], spec, &mut tally);
+        }
+    }
+    Ok(LoadReport {
+        answered: tally.answered,
+        errors: tally.errors,
+        unanswered: tally.in_flight,
+        // Clients never opened (the connect deadline passed) starved too.
+        starved_clients: spec.clients - clients.iter().filter(|c| c.answered_any).count(),
+        connected,
+        connect_time: started - connecting_since,
+        elapsed: tally
+            .last_answer
+            .saturating_duration_since(started)
+            .max(Duration::from_millis(1)),
+        latency_us: tally.histogram,
+    })
+}
+
+/// Opens every connection, `CONNECTS_IN_FLIGHT` at a time, and waits until
+/// each is open or has failed (or `CONNECT_TIMEOUT` passed).
+fn connect_all(spec: &LoadSpec, poll: &mut Poll, events: &mut Events) -> io::Result<Vec<Client>> {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut clients: Vec<Client> = Vec::with_capacity(spec.clients);
+    let mut connecting = 0usize;
+    // Pace by the server's accept queue where it can be read (this machine).
+    let paced = spec.addr.ip().is_loopback() && backlog::accept_queue(spec.addr).is_some();
+    loop {
+        let mut room = CONNECTS_IN_FLIGHT.saturating_sub(connecting);
+        if paced && clients.len() < spec.clients {
+            let queued = backlog::accept_queue(spec.addr).unwrap_or(0);
+            room = room.min(ACCEPT_QUEUE_ROOM.saturating_sub(queued) as usize);
+        }
+        let batch_end = (clients.len() + room).min(spec.clients);
+        while clients.len() < batch_end {
             let token = Token(clients.len());
-            poll.registry().register(
-                &mut stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            let _ = stream.set_nodelay(true);
+            // Out of descriptors or ports: this client takes no part.
+            let link = match TcpStream::connect(spec.addr) {
+                Ok(mut stream) => {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    match poll.registry().register(&mut stream, token, interest) {
+                        Ok(()) => {
+                            connecting += 1;
+                            Link::Connecting(stream)
+                        }
+                        Err(_) => Link::Closed,
+                    }
+                }
+                Err(_) => Link::Closed,
+            };
             clients.push(Client {
-                stream: Some(stream),
-                connected: false,
+                link,
                 out: Vec::new(),
                 inbuf: Vec::new(),
                 outstanding: VecDeque::new(),
                 answered_any: false,
             });
-            connecting += 1;
         }
-        let now = Instant::now();
-        let sending = now < stop_sending && spec.max_requests.is_none_or(|max| next_i < max);
-        let busy = clients
-            .iter()
-            .any(|c| c.stream.is_some() && !c.outstanding.is_empty());
-        if (!sending && !busy) || now >= give_up {
+        if (clients.len() == spec.clients && connecting == 0) || Instant::now() >= deadline {
             break;
         }
-        let wait = if sending { stop_sending } else { give_up };
-        poll.poll(
-            &mut events,
-            Some(
-                wait.saturating_duration_since(now)
-                    .min(Duration::from_millis(100)),
-            ),
-        )?;
+        // While the accept queue is full, look again soon.
+        let wait = if room == 0 { 2 } else { 100 };
+        poll.poll(events, Some(Duration::from_millis(wait)))?;
         for event in events.iter() {
             let client = &mut clients[event.token().0];
-            if client.stream.is_none() {
+            if !(event.is_writable() || event.is_error()) {
                 continue;
             }
-            if !client.connected && (event.is_writable() || event.is_error()) {
-                connecting = connecting.saturating_sub(1);
-                let peer_ok = client
-                    .stream
-                    .as_ref()
-                    .is_some_and(|s| s.peer_addr().is_ok());
-                if !peer_ok {
-                    client.stream = None; // refused: it made no requests
-                    continue;
-                }
-                client.connected = true;
-            }
-            let mut lines = Vec::new();
-            let alive = read_lines(client, &mut lines);
-            for line in lines {
-                let Some((i, sent)) = client.outstanding.pop_front() else {
-                    errors += 1; // an answer nobody asked for
-                    continue;
-                };
-                if spec.workload.is_answer(i, &line) {
-                    answered += 1;
-                    client.answered_any = true;
-                    last_answer = Instant::now();
-                    let _ = histogram.record((sent.elapsed().as_micros() as u64).max(1));
-                } else {
-                    errors += 1;
-                }
-            }
-            if !alive {
-                errors += client.outstanding.len() as u64;
-                client.outstanding.clear();
-                client.stream = None;
-                continue;
-            }
-            let now = Instant::now();
-            let may_send = now < stop_sending && client.connected && client.outstanding.is_empty();
-            if may_send {
-                for _ in 0..spec.pipeline.max(1) {
-                    if spec.max_requests.is_some_and(|max| next_i >= max) {
-                        break;
+            let link = std::mem::replace(&mut client.link, Link::Closed);
+            client.link = match link {
+                // A refused connection has no peer.
+                Link::Connecting(stream) => {
+                    connecting -= 1;
+                    if stream.peer_addr().is_ok() {
+                        let _ = stream.set_nodelay(true);
+                        Link::Open(stream)
+                    } else {
+                        Link::Closed
                     }
-                    client
-                        .out
-                        .extend_from_slice(spec.workload.request(next_i).as_bytes());
-                    client.outstanding.push_back((next_i, now));
-                    next_i += 1;
                 }
-            }
-            if !flush(client) {
-                errors += client.outstanding.len() as u64;
-                client.outstanding.clear();
-                client.stream = None;
-            }
+                other => other,
+            };
         }
     }
-    let unanswered = clients.iter().map(|c| c.outstanding.len() as u64).sum();
-    let starved_clients = clients.iter().filter(|c| !c.answered_any).count();
-    Ok(LoadReport {
-        answered,
-        errors,
-        unanswered,
-        starved_clients,
-        elapsed: last_answer
-            .saturating_duration_since(started)
-            .max(Duration::from_millis(1)),
-        latency_us: histogram,
-    })
+    // Still connecting at the deadline: it never got to take part.
+    for client in clients.iter_mut() {
+        if matches!(client.link, Link::Connecting(_)) {
+            client.link = Link::Closed;
+        }
+    }
+    Ok(clients)
 }
 
-/// Reads what has arrived; returns `false` once the server has closed.
-fn read_lines(client: &mut Client, lines: &mut Vec<String>) -> bool {
-    let Some(stream) = client.stream.as_mut() else {
-        return false;
+/// Reads and checks what arrived, sends the next requests if this client
+/// has none outstanding, and writes what the socket takes.
+fn drive(client: &mut Client, spec: &LoadSpec, tally: &mut Tally) {
+    let Link::Open(stream) = &mut client.link else {
+        return;
     };
+    let mut answers = Vec::new();
+    let alive = read_answers(
+        stream,
+        &mut client.inbuf,
+        spec.workload.framing(),
+        &mut answers,
+    );
+    for answer in answers {
+        let Some((i, sent)) = client.outstanding.pop_front() else {
+            tally.errors += 1; // an answer nobody asked for
+            continue;
+        };
+        tally.in_flight -= 1;
+        if spec.workload.is_answer(i, &answer) {
+            tally.answered += 1;
+            client.answered_any = true;
+            tally.last_answer = Instant::now();
+            let _ = tally
+                .histogram
+                .record((sent.elapsed().as_micros() as u64).max(1));
+        } else {
+            tally.errors += 1;
+        }
+    }
+    let now = Instant::now();
+    if alive && now < tally.stop_sending && client.outstanding.is_empty() {
+        for _ in 0..spec.pipeline.max(1) {
+            if spec.max_requests.is_some_and(|max| tally.next_i >= max) {
+                break;
+            }
+            let request = spec.workload.request(tally.next_i);
+            client.out.extend_from_slice(request.as_bytes());
+            client.outstanding.push_back((tally.next_i, now));
+            tally.next_i += 1;
+            tally.in_flight += 1;
+        }
+    }
+    if !alive || !flush(stream, &mut client.out) {
+        let lost = client.outstanding.len() as u64;
+        tally.errors += lost;
+        tally.in_flight -= lost;
+        client.outstanding.clear();
+        client.link = Link::Closed;
+    }
+}
+
+/// Reads what has arrived and frames it; returns `false` once the server
+/// has closed, the connection broke, or an answer could not be framed.
+fn read_answers(
+    stream: &mut TcpStream,
+    inbuf: &mut Vec<u8>,
+    framing: Framing,
+    answers: &mut Vec<Answer>,
+) -> bool {
     let mut chunk = [0u8; 16 * 1024];
     let mut open = true;
     loop {
@@ -252,7 +351,7 @@ fn read_lines(client: &mut Client, lines: &mut Vec<String>) -> bool {
                 open = false;
                 break;
             }
-            Ok(n) => client.inbuf.extend_from_slice(&chunk[..n]),
+            Ok(n) => inbuf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => {
@@ -262,23 +361,38 @@ fn read_lines(client: &mut Client, lines: &mut Vec<String>) -> bool {
         }
     }
     let mut start = 0;
-    while let Some(newline) = client.inbuf[start..].iter().position(|&b| b == b'\n') {
-        lines.push(String::from_utf8_lossy(&client.inbuf[start..start + newline]).into_owned());
-        start += newline + 1;
+    match framing {
+        Framing::Lines => {
+            while let Some(newline) = inbuf[start..].iter().position(|&b| b == b'\n') {
+                let line = String::from_utf8_lossy(&inbuf[start..start + newline]);
+                answers.push(Answer::Line(line.into_owned()));
+                start += newline + 1;
+            }
+        }
+        Framing::Http => loop {
+            match http::parse_response(&inbuf[start..]) {
+                Ok(Some((response, used))) => {
+                    answers.push(Answer::Http(response));
+                    start += used;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    open = false;
+                    break;
+                }
+            }
+        },
     }
-    client.inbuf.drain(..start);
+    inbuf.drain(..start);
     open
 }
 
 /// Writes what the socket takes; returns `false` if the connection broke.
-fn flush(client: &mut Client) -> bool {
-    let Some(stream) = client.stream.as_mut() else {
-        return false;
-    };
-    while !client.out.is_empty() {
-        match stream.write(&client.out) {
+fn flush(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    while !out.is_empty() {
+        match stream.write(out) {
             Ok(n) => {
-                client.out.drain(..n);
+                out.drain(..n);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}

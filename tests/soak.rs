@@ -111,14 +111,7 @@ fn soak(model: &str, args: &[&str]) {
     .into_iter()
     .map(|workload| {
         thread::spawn(move || {
-            let spec = LoadSpec {
-                addr,
-                clients: 600,
-                pipeline: 1,
-                workload,
-                duration: RUN,
-                max_requests: None,
-            };
+            let spec = LoadSpec::new(addr, 600, workload, RUN);
             loadgen::run(&spec).expect("load runs")
         })
     })

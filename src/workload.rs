@@ -1,0 +1,141 @@
+//! What the load generator asks, and how it knows an answer is right.
+//!
+//! The comparison's own workloads check every answer exactly (a DB answer
+//! must carry the value of the id asked for), so a server that answers the
+//! wrong request is caught. The command line can also send any line or any
+//! HTTP path; those are checked only as far as the protocol allows: a line
+//! that is not `ERR ...`, a status in 2xx.
+
+use crate::http::{self, Response};
+
+/// What each request asks for; `{i}` is a counter shared by all
+/// connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// `PING`
+    Ping,
+    /// `DB {i} {delay_ms}`
+    Db { delay_ms: u64 },
+    /// `IMAGE blur {side} {side} {i}`
+    Blur { side: u32 },
+    /// Any line protocol request, `{i}` replaced by the counter.
+    Line { template: String },
+    /// `GET {path}` over HTTP/1.1 keep-alive, `{i}` replaced in the path.
+    Http { path: String },
+}
+
+/// How answers are framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Lines,
+    Http,
+}
+
+/// One framed answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Line(String),
+    Http(Response),
+}
+
+impl Workload {
+    /// A line protocol request from a template: the comparison's own
+    /// workloads where it is one of them (so answers are checked exactly),
+    /// any line otherwise.
+    pub fn from_template(template: &str) -> Workload {
+        let words: Vec<&str> = template.split_whitespace().collect();
+        match words.as_slice() {
+            ["PING"] => Workload::Ping,
+            ["DB", "{i}", delay] if delay.parse::<u64>().is_ok() => Workload::Db {
+                delay_ms: delay.parse().unwrap_or(0),
+            },
+            _ => Workload::Line {
+                template: template.to_string(),
+            },
+        }
+    }
+
+    pub fn framing(&self) -> Framing {
+        match self {
+            Workload::Http { .. } => Framing::Http,
+            _ => Framing::Lines,
+        }
+    }
+
+    pub fn request(&self, i: u64) -> String {
+        match self {
+            Workload::Ping => "PING\n".to_string(),
+            Workload::Db { delay_ms } => format!("DB {i} {delay_ms}\n"),
+            Workload::Blur { side } => format!("IMAGE blur {side} {side} {i}\n"),
+            Workload::Line { template } => {
+                format!("{}\n", template.replace("{i}", &i.to_string()))
+            }
+            Workload::Http { path } => http::get(&path.replace("{i}", &i.to_string())),
+        }
+    }
+
+    /// Is `answer` the right answer to request `i`? (Image checksums are
+    /// not recomputed here: that would cost the client what it costs the
+    /// server.)
+    pub fn is_answer(&self, i: u64, answer: &Answer) -> bool {
+        let line = match answer {
+            Answer::Http(response) => {
+                return matches!(self, Workload::Http { .. }) && response.is_success()
+            }
+            Answer::Line(line) => line,
+        };
+        let expected = match self {
+            Workload::Ping => return line == "PONG",
+            Workload::Db { .. } => format!("OK DB {i} value={:016x}", shared::db::value(i)),
+            Workload::Blur { side } => format!("OK IMAGE blur {side}x{side} seed={i} checksum="),
+            Workload::Line { .. } => return !line.starts_with("ERR"),
+            Workload::Http { .. } => return false,
+        };
+        let Some(rest) = line.strip_prefix(&expected) else {
+            return false;
+        };
+        match self {
+            Workload::Blur { .. } => {
+                rest.len() >= 16 && rest[..16].bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            _ => rest.is_empty() || rest.starts_with(' '),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_of_known_requests_are_checked_exactly() {
+        assert_eq!(Workload::from_template("PING"), Workload::Ping);
+        assert_eq!(
+            Workload::from_template("DB {i} 10"),
+            Workload::Db { delay_ms: 10 }
+        );
+        let other = Workload::from_template("IMAGE edge 8 8 {i}");
+        assert_eq!(other.request(3), "IMAGE edge 8 8 3\n");
+        assert!(other.is_answer(3, &Answer::Line("OK IMAGE".into())));
+        assert!(!other.is_answer(3, &Answer::Line("ERR busy".into())));
+    }
+
+    #[test]
+    fn http_answers_count_by_status() {
+        let workload = Workload::Http {
+            path: "/db/{i}?delay_ms=10".into(),
+        };
+        assert!(workload
+            .request(5)
+            .starts_with("GET /db/5?delay_ms=10 HTTP/1.1\r\n"));
+        let answer = |status| {
+            Answer::Http(Response {
+                status,
+                body: Vec::new(),
+            })
+        };
+        assert!(workload.is_answer(5, &answer(200)));
+        assert!(!workload.is_answer(5, &answer(503)));
+        assert!(!Workload::Ping.is_answer(5, &answer(200)));
+    }
+}
