@@ -8,48 +8,177 @@
 //! half a millisecond late, up to a whole one. A thread in `thread::sleep`
 //! has nanosecond resolution and does not pay that.
 //!
-//! The loop here waits in two steps:
+//! On Linux the loop waits in two steps ([`Clock::poll_timeout`]):
 //! 1. `poll` with the timeout rounded *down* to whole milliseconds, which
-//!    ends at or before the deadline;
-//! 2. if the earliest timer is then less than a millisecond away and `poll`
-//!    returned nothing to do, a `thread::sleep` for exactly the rest.
+//!    ends at or before the deadline; while timers are far apart, that is
+//!    all, and costs nothing extra;
+//! 2. once the earliest timer is less than a millisecond away, a `timerfd`
+//!    (a kernel timer that shows up as a readable descriptor) is armed for
+//!    it, with nanosecond resolution, and registered with the same poll. The
+//!    loop then waits for sockets and the timer at once, and wakes at
+//!    whichever comes first.
 //!
-//! Step 2 blocks the loop for under a millisecond, and only when it has no
-//! event to handle; an event that arrives meanwhile waits at most that long.
-//! Nothing spins: an idle loop, or one with only long timers, sleeps in
-//! `poll` and wakes once per timer. Two other ways were weighed (see
-//! docs/ARCHITECTURE.md): polling with a zero timeout through the last
-//! millisecond keeps a core busy, and a Linux `timerfd` would need `unsafe`
-//! calls and costs two system calls each time the earliest deadline moves.
+//! Options weighed (docs/ARCHITECTURE.md has the measurements): a poll with
+//! a zero timeout through the last millisecond is as precise but keeps a
+//! core busy; a `thread::sleep` for the last fraction is precise and idle,
+//! but a request that arrives meanwhile waits for the sleep to end, which
+//! made replies *later* at 128 clients, not earlier. The `timerfd` costs
+//! one `timerfd_settime` each time the earliest deadline moves inside its
+//! last millisecond, and needs `unsafe` calls, proven sound below.
+//! Elsewhere than Linux the loop keeps mio's rounded-up timeout.
 //!
 //! [`Lateness`] records how late each database reply leaves, on the
 //! server's own clock, so the figure does not depend on any load generator:
 //! `STATS` reports its 50th and 99th percentiles.
 
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
+
+use mio::{Registry, Token};
 
 const MILLISECOND: Duration = Duration::from_millis(1);
 
-/// The timeout for `poll`: none without timers, zero when work is left over
-/// from this turn, else the whole milliseconds before the next deadline.
-pub(crate) fn poll_timeout(next: Option<Instant>, work_left: bool) -> Option<Duration> {
-    if work_left {
-        return Some(Duration::ZERO);
-    }
-    let left = next?.saturating_duration_since(Instant::now());
-    Some(Duration::from_millis(left.as_millis() as u64))
+/// The loop's way of waiting for its next timer.
+pub(crate) struct Clock {
+    precise: precise::Timer,
 }
 
-/// After a `poll` that returned no event: if the next deadline is less than
-/// a millisecond away, sleep until it, precisely, instead of going round
-/// again with a zero timeout (a spin) or a 1 ms one (late).
-pub(crate) fn sleep_out_the_rest(next: Option<Instant>) {
-    if let Some(at) = next {
-        let left = at.saturating_duration_since(Instant::now());
-        if !left.is_zero() && left < MILLISECOND {
-            thread::sleep(left);
+impl Clock {
+    /// `token` is what `poll` reports when the precise timer fires; the loop
+    /// needs to do nothing for it but fire its due timers.
+    pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<Self> {
+        Ok(Clock {
+            precise: precise::Timer::new(registry, token)?,
+        })
+    }
+
+    /// The timeout for `poll`: none without timers, zero when work is left
+    /// over from this turn; else whole milliseconds that end before the
+    /// next deadline, and under the last millisecond the precise timer.
+    pub(crate) fn poll_timeout(
+        &mut self,
+        next: Option<Instant>,
+        work_left: bool,
+    ) -> Option<Duration> {
+        if work_left {
+            return Some(Duration::ZERO);
+        }
+        let next = next?;
+        let left = next.saturating_duration_since(Instant::now());
+        if left >= MILLISECOND || left.is_zero() || !precise::AVAILABLE {
+            return Some(rounded_for_poll(left));
+        }
+        match self.precise.arm(next, left) {
+            // The timer wakes the poll; the millisecond is only a backstop.
+            Ok(()) => Some(MILLISECOND),
+            Err(_) => Some(rounded_for_poll(left)),
+        }
+    }
+}
+
+/// Whole milliseconds: down where the precise timer finishes the wait, up
+/// (mio's own rounding) where there is none.
+fn rounded_for_poll(left: Duration) -> Duration {
+    if precise::AVAILABLE {
+        Duration::from_millis(left.as_millis() as u64)
+    } else {
+        left
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod precise {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use mio::unix::SourceFd;
+    use mio::{Interest, Registry, Token};
+
+    pub(super) const AVAILABLE: bool = true;
+
+    pub(super) struct Timer {
+        fd: OwnedFd,
+        /// The deadline it is armed for, so an unchanged one costs nothing.
+        armed_for: Option<Instant>,
+    }
+
+    impl Timer {
+        pub(super) fn new(registry: &Registry, token: Token) -> io::Result<Self> {
+            let flags = libc::TFD_NONBLOCK | libc::TFD_CLOEXEC;
+            // SAFETY: timerfd_create takes two integers and touches no
+            // memory of ours; it returns a new descriptor or -1.
+            let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, flags) };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a descriptor just returned to us and owned by
+            // nothing else, so `OwnedFd` may take it and close it once.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // Edge-triggered: each expiry is a new edge, and re-arming
+            // resets the count, so the descriptor never needs reading.
+            registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
+            Ok(Timer {
+                fd,
+                armed_for: None,
+            })
+        }
+
+        /// Fires once, `left` from now (the deadline `at`).
+        pub(super) fn arm(&mut self, at: Instant, left: Duration) -> io::Result<()> {
+            if self.armed_for == Some(at) {
+                return Ok(());
+            }
+            let value = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: timespec(left.max(Duration::from_nanos(1))),
+            };
+            // SAFETY: `self.fd` is an open timerfd we own; `value` is a valid
+            // itimerspec on our stack that the call only reads during the
+            // call; a null old-value pointer is allowed by timerfd_settime(2).
+            let rc = unsafe {
+                libc::timerfd_settime(self.fd.as_raw_fd(), 0, &value, std::ptr::null_mut())
+            };
+            if rc < 0 {
+                self.armed_for = None;
+                return Err(io::Error::last_os_error());
+            }
+            self.armed_for = Some(at);
+            Ok(())
+        }
+    }
+
+    fn timespec(d: Duration) -> libc::timespec {
+        libc::timespec {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        }
+    }
+}
+
+/// Elsewhere: no precise timer; `poll` keeps mio's rounding.
+#[cfg(not(target_os = "linux"))]
+mod precise {
+    use std::io;
+    use std::time::{Duration, Instant};
+
+    use mio::{Registry, Token};
+
+    pub(super) const AVAILABLE: bool = false;
+
+    pub(super) struct Timer;
+
+    impl Timer {
+        pub(super) fn new(_: &Registry, _: Token) -> io::Result<Self> {
+            Ok(Timer)
+        }
+
+        pub(super) fn arm(&mut self, _: Instant, _: Duration) -> io::Result<()> {
+            Err(io::ErrorKind::Unsupported.into())
         }
     }
 }
@@ -114,11 +243,30 @@ mod tests {
 
     #[test]
     fn the_poll_timeout_never_reaches_past_the_deadline() {
+        let poll = mio::Poll::new().expect("a poll");
+        let mut clock = Clock::new(poll.registry(), Token(9)).expect("a clock");
         let soon = Instant::now() + Duration::from_micros(9_700);
-        let timeout = poll_timeout(Some(soon), false);
-        assert!(timeout.is_some_and(|t| t <= Duration::from_millis(9)));
-        assert_eq!(poll_timeout(None, false), None);
-        assert_eq!(poll_timeout(None, true), Some(Duration::ZERO));
+        let timeout = clock.poll_timeout(Some(soon), false);
+        if precise::AVAILABLE {
+            assert!(timeout.is_some_and(|t| t <= Duration::from_millis(9)));
+        }
+        assert_eq!(clock.poll_timeout(None, false), None);
+        assert_eq!(clock.poll_timeout(None, true), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn under_a_millisecond_the_precise_timer_wakes_the_poll() {
+        let mut poll = mio::Poll::new().expect("a poll");
+        let mut clock = Clock::new(poll.registry(), Token(9)).expect("a clock");
+        let at = Instant::now() + Duration::from_micros(300);
+        let mut events = mio::Events::with_capacity(4);
+        while Instant::now() < at {
+            let timeout = clock.poll_timeout(Some(at), false);
+            poll.poll(&mut events, timeout).expect("poll");
+        }
+        if precise::AVAILABLE {
+            assert!(events.iter().any(|e| e.token() == Token(9)));
+        }
     }
 
     #[test]

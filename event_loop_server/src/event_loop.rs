@@ -3,6 +3,7 @@
 //! ```text
 //!   ┌──────────────────────────────── one turn ────────────────────────────────┐
 //!   │ poll(timeout: to the next timer, 0 if work is left over)   clock.rs       │
+//!   │   CLOCK     ─▶ (the precise timer: nothing but wake up)                   │
 //!   │   LISTENER  ─▶ accept, keep or hand over each connection  accept.rs      │
 //!   │   WAKER     ─▶ offloaded answers, handed-over connections, shutdown      │
 //!   │   a socket  ─▶ drive that connection                      connection.rs  │
@@ -39,7 +40,7 @@ use shared::protocol::response;
 use shared::stats::Counters;
 
 use crate::accept::Acceptor;
-use crate::clock;
+use crate::clock::Clock;
 use crate::connection::{Connection, Status};
 use crate::offload::{Done, Offload};
 use crate::service::Service;
@@ -49,6 +50,8 @@ use crate::Shared;
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
+/// The precise timer of `clock.rs`: its only message is "a timer is due".
+pub(crate) const CLOCK: Token = Token(2);
 
 /// Whether this loop is serving or finishing what it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,7 @@ enum Phase {
 
 pub(crate) struct EventLoop {
     poll: Poll,
+    clock: Clock,
     /// Loop 0 only, and only until shutdown.
     pub(crate) acceptor: Option<Acceptor>,
     pub(crate) connections: Slab<Connection<TcpStream>>,
@@ -96,6 +100,7 @@ impl EventLoop {
             None => None,
         };
         Ok(EventLoop {
+            clock: Clock::new(poll.registry(), CLOCK)?,
             poll,
             acceptor,
             connections: Slab::new(),
@@ -115,7 +120,7 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             let next_timer = self.service.timers.next_deadline();
-            let timeout = clock::poll_timeout(next_timer, !self.again.is_empty());
+            let timeout = self.clock.poll_timeout(next_timer, !self.again.is_empty());
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -123,12 +128,10 @@ impl EventLoop {
                 eprintln!("event loop: poll failed, stopping: {e}");
                 return 0;
             }
-            if events.is_empty() {
-                clock::sleep_out_the_rest(next_timer);
-            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    CLOCK => {} // due timers fire below
                     WAKER => {
                         self.take_offloaded_answers();
                         self.take_handed_over_connections();
@@ -147,6 +150,10 @@ impl EventLoop {
                         self.drive_connection(id);
                     }
                 }
+                // Between events too, not only after the batch: a batch of
+                // a few hundred events would otherwise make every timer that
+                // falls due meanwhile wait for its end (`clock.rs`).
+                self.fire_due_timers();
             }
             self.fire_due_timers();
             self.sweep_stale_timers();

@@ -9,8 +9,8 @@
 
 use mio::Token;
 
-/// Tokens below this are the listener's and the waker's.
-pub(crate) const FIRST_CONNECTION_TOKEN: usize = 2;
+/// Tokens below this are the listener's, the waker's and the clock's.
+pub(crate) const FIRST_CONNECTION_TOKEN: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConnectionId {
