@@ -23,7 +23,7 @@ struct Doc {
     required: bool,
 }
 
-/// The docs checked. The two lessons are being written; each becomes
+/// The docs checked. The Ukrainian lesson is being written; it becomes
 /// required once it exists in the repository.
 const DOCS: &[Doc] = &[
     Doc {
@@ -40,7 +40,7 @@ const DOCS: &[Doc] = &[
     },
     Doc {
         path: "docs/LESSON.md",
-        required: false,
+        required: true,
     },
     Doc {
         path: "docs/uk/LESSON.md",
