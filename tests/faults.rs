@@ -13,6 +13,30 @@ fn db_answer(id: u64) -> String {
 }
 
 on_both_servers! {
+    fn a_flood_of_blank_lines_does_not_take_the_server(model) {
+        // Blank lines ask nothing, so they are never answered; a loop that
+        // counted only requests against a turn would read them for ever.
+        let server = start_with(model, &Options::default());
+        let mut flood = server.connect();
+        let writer = flood.stream().try_clone().expect("clone the socket");
+        let flooding = thread::spawn(move || {
+            let mut writer = writer;
+            let blank = vec![b'\n'; 64 * 1024];
+            for _ in 0..64 {
+                if std::io::Write::write_all(&mut writer, &blank).is_err() {
+                    break;
+                }
+            }
+            std::io::Write::write_all(&mut writer, b"PING\n")
+        });
+        let mut other = server.connect();
+        for _ in 0..20 {
+            assert_response(&other.request("PING"), "PONG");
+        }
+        assert_response(&flood.line(), "PONG");
+        assert!(flooding.join().is_ok_and(|r| r.is_ok()));
+    }
+
     fn a_greedy_pipeline_does_not_starve_other_clients(model) {
         let server = start_with(model, &Options::default());
         let greedy = server.connect();

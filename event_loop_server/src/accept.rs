@@ -26,6 +26,7 @@
 //! queued) is simply skipped.
 
 use std::io::{ErrorKind, Read, Write};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -121,6 +122,12 @@ impl Acceptor {
     }
 
     fn place(&mut self, stream: TcpStream, shared: &Shared, me: usize, mine: &mut Vec<TcpStream>) {
+        if shared.stop.load(Ordering::SeqCst) {
+            // Shutting down: a loop may already have drained and gone, so
+            // hand nothing over; this client gets a clear refusal.
+            turn_away(stream, &shared.loops[me].counters);
+            return;
+        }
         if shared.open_connections() >= shared.config.max_connections as u64 {
             turn_away(stream, &shared.loops[me].counters);
             return;
@@ -155,5 +162,9 @@ fn turn_away(mut stream: TcpStream, counters: &Counters) {
     let mut first = [0u8; 1024];
     let got = stream.read(&mut first).unwrap_or(0);
     let _ = stream.write(&dialect::busy_answer(&first[..got]));
+    // FIN after the answer, unread input dropped first, so no RST wipes
+    // the answer out before the client reads it (see `shared::linger`).
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    shared::linger::discard_unread(&stream);
     Counters::add(&counters.busy_rejections, 1);
 }

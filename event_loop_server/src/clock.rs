@@ -72,7 +72,8 @@ impl Clock {
         match self.precise.arm(next, left) {
             // The timer wakes the poll; the millisecond is only a backstop.
             Ok(()) => Some(MILLISECOND),
-            Err(_) => Some(rounded_for_poll(left)),
+            // mio rounds up: late, but never a spin.
+            Err(_) => Some(left),
         }
     }
 }

@@ -24,9 +24,9 @@
 //!           ▼                                   │
 //!        Closing ◀──────────────────────────────┘
 //!           │ (reads until 0, however short)
-//!           │ read returned 0                 QUIT, line too long, HTTP close,
-//!           ▼                                 or shutdown: from any state
-//!       PeerClosed                        ──────────────────────▶ Stopped
+//!           │ read returned 0                 QUIT, line too long, HTTP close:
+//!           ▼                                 from any state; shutdown: from
+//!       PeerClosed                        any but PeerClosed ──▶ Stopped
 //! ```
 //!
 //! In every state, requests already read and framed are still taken and
@@ -66,8 +66,9 @@ use shared::protocol::{Incoming, Reply, Request, RequestReader, Work};
 pub(crate) const MAX_IN_FLIGHT: usize = if cfg!(test) { 6 } else { 1024 };
 /// Unsent output one connection may have before it stops being read.
 pub(crate) const MAX_UNSENT: usize = if cfg!(test) { 64 } else { 256 * 1024 };
-/// Requests one connection may take in one turn of the loop, so a client
-/// with a huge pipeline cannot keep the loop from everyone else.
+/// Requests taken plus reads made by one connection in one turn of the
+/// loop, so a client with a huge pipeline cannot keep the loop from
+/// everyone else.
 pub(crate) const REQUESTS_PER_TURN: usize = if cfg!(test) { 4 } else { 64 };
 
 /// Where the connection's input stands (see the module docs' diagram).
@@ -179,9 +180,13 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    /// Shutdown: read nothing more, answer what has been read.
+    /// Shutdown: read nothing more, answer what has been read. After the
+    /// client's FIN the input stays `PeerClosed`: a last line without its
+    /// `\n` has been read too, and is still owed an answer.
     pub(crate) fn stop_reading(&mut self) {
-        self.input = Input::Stopped;
+        if self.input != Input::PeerClosed {
+            self.input = Input::Stopped;
+        }
     }
 
     /// Delivers a late answer (a database reply, an offloaded image).
@@ -233,7 +238,13 @@ impl<S: Read + Write> Connection<S> {
                     *budget -= 1;
                     self.take(item, serve);
                 }
-                None if matches!(self.input, Input::Readable | Input::Closing) => self.read()?,
+                // A read costs a unit of the turn too: a client sending
+                // nothing but blank lines asks nothing, yet must not keep
+                // the loop reading for ever.
+                None if matches!(self.input, Input::Readable | Input::Closing) => {
+                    *budget -= 1;
+                    self.read()?;
+                }
                 None => return Ok(Pause::NoInput),
             }
         }

@@ -157,11 +157,20 @@ impl EventLoop {
             }
             self.fire_due_timers();
             self.sweep_stale_timers();
+            // A connection may have been queued by several events this
+            // turn; it gets one more drive, not one per event.
+            self.again
+                .sort_unstable_by_key(|id| (id.slot, id.generation));
+            self.again.dedup();
             for id in std::mem::take(&mut self.again) {
                 self.drive_connection(id);
             }
             if let Phase::Draining { answered_before } = self.phase {
                 if self.connections.len() == 0 {
+                    // Handed over as the acceptor stopped: never served.
+                    for _ in self.handed_over.try_iter() {
+                        Counters::sub(&self.service.counters().open_connections, 1);
+                    }
                     return self.answered() - answered_before;
                 }
             }

@@ -166,7 +166,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     };
     for (index, (poll, (handed, finished))) in polls.into_iter().zip(inboxes).enumerate() {
         // Loop 0 accepts for everyone, as netty's boss loop does.
-        let event_loop = event_loop::EventLoop::new(
+        let started = event_loop::EventLoop::new(
             index,
             poll,
             listener.take(),
@@ -174,14 +174,16 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             offload.clone(),
             handed,
             finished,
-        )?;
-        let thread = thread::Builder::new()
-            .name(format!("event-loop-{index}"))
-            .spawn(move || event_loop.run())
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot start an event loop thread: {e}"))
-            });
-        match thread {
+        )
+        .and_then(|event_loop| {
+            thread::Builder::new()
+                .name(format!("event-loop-{index}"))
+                .spawn(move || event_loop.run())
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot start an event loop thread: {e}"))
+                })
+        });
+        match started {
             Ok(thread) => handle.threads.push(thread),
             Err(e) => {
                 handle.shutdown(); // stops the loops already running

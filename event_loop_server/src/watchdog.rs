@@ -8,20 +8,28 @@
 //! counted in `STATS idle_closes=`. A connection only waiting for its
 //! database replies is not idle.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use shared::cli::CommonConfig;
 use shared::stats::Counters;
 
 use crate::event_loop::EventLoop;
 use crate::slab::ConnectionId;
 use crate::timers::Timer;
 
+/// The shorter timeout, but never zero: a zero period would set the next
+/// check at the very instant being handled, and the loop would fire it
+/// again and again without end.
+fn watchdog_period(common: &CommonConfig) -> Duration {
+    common.watchdog_period().max(Duration::from_millis(1))
+}
+
 /// Below this many timers the heap is never swept.
 const MIN_TIMER_SWEEP: usize = 1024;
 
 impl EventLoop {
     pub(crate) fn arm_watchdog(&mut self, id: ConnectionId) {
-        let period = self.service.shared.config.common.watchdog_period();
+        let period = watchdog_period(&self.service.shared.config.common);
         let timer = Timer::Watchdog { conn: id };
         self.service.timers.add(Instant::now() + period, timer);
     }
@@ -36,7 +44,7 @@ impl EventLoop {
             return; // closed meanwhile: its watchdog just lapses
         };
         let common = &self.service.shared.config.common;
-        let next_check = now + common.watchdog_period();
+        let next_check = now + watchdog_period(common);
         let deadline = conn.deadline(common.idle_timeout, common.write_timeout);
         match deadline {
             Some(deadline) if deadline <= now => {

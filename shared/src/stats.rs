@@ -24,8 +24,12 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Never below zero: a miscount must not wrap a gauge to 2^64 (a
+    /// server would then think itself full for ever).
     pub fn sub(counter: &AtomicU64, n: u64) {
-        counter.fetch_sub(n, Ordering::Relaxed);
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 
     pub fn get(counter: &AtomicU64) -> u64 {

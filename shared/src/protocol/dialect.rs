@@ -128,6 +128,12 @@ impl RequestReader {
     /// Reads once from `source`; see [`LineFramer::read_from`]. 0 means end
     /// of stream.
     pub fn read_from(&mut self, source: &mut impl Read) -> io::Result<usize> {
+        if self.ended {
+            // Nothing after the end is framed: read into nothing, so a
+            // caller that keeps reading cannot make the reader grow.
+            let mut sink = [0u8; 4096];
+            return source.read(&mut sink);
+        }
         self.framer.read_from(source)
     }
 
