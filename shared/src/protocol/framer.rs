@@ -12,12 +12,20 @@
 //! that may never come. So a framer never holds more than one read's worth
 //! of bytes plus [`MAX_LINE`] + 1.
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 
 use crate::limits::MAX_LINE;
 
 /// How much a single read asks the socket for.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    /// Every read of a thread goes through this one buffer, zeroed once
+    /// when the thread first reads: a fresh `[0u8; READ_CHUNK]` per read
+    /// would spend a 16 KiB memset on every request.
+    static READ_BUFFER: RefCell<Box<[u8; READ_CHUNK]>> = RefCell::new(Box::new([0; READ_CHUNK]));
+}
 
 /// The one framing error: a line longer than [`MAX_LINE`] bytes. After it
 /// the connection is answered `ERR line too long` and closed, because there
@@ -49,15 +57,17 @@ impl LineFramer {
     /// Reads once from `source` and keeps what arrived. Returns what `read`
     /// returned: 0 means end of stream.
     ///
-    /// The read goes into a buffer on the stack and only the bytes that
-    /// arrived are copied in, so the framer's own buffer grows with the
+    /// The read goes into a buffer of the thread's (`READ_BUFFER`) and only
+    /// the bytes that arrived are copied in, so the framer's own buffer grows with the
     /// data, not with the read size: a connection that sends 5-byte
     /// requests never holds a 16 KiB buffer.
     pub fn read_from(&mut self, source: &mut impl Read) -> io::Result<usize> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let got = source.read(&mut chunk)?;
-        self.push(&chunk[..got]);
-        Ok(got)
+        READ_BUFFER.with(|chunk| {
+            let mut chunk = chunk.borrow_mut();
+            let got = source.read(&mut chunk[..])?;
+            self.push(&chunk[..got]);
+            Ok(got)
+        })
     }
 
     /// The next complete line, without its `\n` or `\r\n`; `None` when only
