@@ -4,7 +4,9 @@
 #   scripts/syscalls_per_request.sh PID HOST:PORT [SECONDS]
 #
 # Start the load yourself first (e.g. target/release/loadgen ...), then run
-# this while it is going. It attaches `strace -c -f` to PID for SECONDS
+# this while it is going. With perf installed it counts with perf's
+# raw_syscalls tracepoint (accurate windows, no slowdown); otherwise, or
+# with TRACER=strace, as follows. It attaches `strace -c -f` to PID for SECONDS
 # (default 3, or $SECONDS_TRACED), reads the server's `requests=` counter
 # over a fresh TCP connection just before and just after that window (the
 # line protocol's `STATS`; with STATS_HTTP=1 an HTTP `GET /stats`, for
@@ -55,6 +57,25 @@ cleanup() {
     rm -rf "$out"
 }
 trap cleanup EXIT
+
+# With perf (linux-perf), count with the raw_syscalls tracepoint: it does
+# not stop the server at every call the way strace's ptrace does, so the
+# server runs at full speed and the STATS window and the counting window
+# match. TRACER=strace forces the strace path below.
+if [[ ${TRACER:-perf} == perf ]] && command -v perf >/dev/null; then
+    before=$(requests)
+    perf stat -e raw_syscalls:sys_enter -x, -o "$out/perf" -p "$pid" -- sleep "$secs"
+    after=$(requests)
+    calls=$(awk -F, '/sys_enter/ { print $1 }' "$out/perf")
+    answered=$((after - before))
+    echo "pid $pid, ${secs}s counted by perf: $calls syscalls, $answered requests answered"
+    if [[ -z $calls || $answered -le 0 ]]; then
+        echo "syscalls per request: n/a (no requests answered in the window: is the load running?)"
+        exit 1
+    fi
+    python3 -c "print(f'syscalls per request: {$calls / $answered:.2f}')"
+    exit 0
+fi
 
 # -c: count; -f: all threads (and ones started later); summary to a file.
 strace -c -S calls -f -p "$pid" -o "$out/summary" 2>"$out/attach" &

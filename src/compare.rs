@@ -176,6 +176,12 @@ fn run(options: &Options) -> io::Result<()> {
             Setup::pool(cores),
             Setup::Loop,
             Setup::Offload { workers: cores },
+            // One loop per core computes in parallel by itself, each loop
+            // its own clients' jobs: the best set-up for pure CPU work.
+            Setup::Loops {
+                loops: cores,
+                offload: 0,
+            },
             Setup::Loops {
                 loops: cores,
                 offload: cores,

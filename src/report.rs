@@ -189,7 +189,8 @@ RSS: pages resident in the server process, from before any server thread started
   the clients connected. It leaves out kernel memory: each thread's kernel stack and
   task_struct, socket buffers. KernelStack is the machine-wide /proc/meminfo figure over the
   same span, so other work on the machine moves it too.
-event loop x N: wired to --loops N; until the loops are implemented it runs one loop.
+event loop x N: --loops N, N independent loops on N threads, loop 0 accepting for all; with
+  '+ N offload', image jobs run on one shared pool of N threads instead of inline.
 ";
 
 fn find(rows: &[Row], scenario: Scenario, pick: impl Fn(Setup) -> bool) -> Option<&Row> {
