@@ -38,6 +38,9 @@ struct Options {
     duration: Duration,
     wait_clients: usize,
     idle_connections: usize,
+    /// The waiting scenarios over HTTP (`GET /db/{i}?delay_ms=D`, keep-alive)
+    /// instead of the line protocol: same servers, same scheduling.
+    http: bool,
 }
 
 const USAGE: &str = "\
@@ -53,6 +56,7 @@ Flags:
                           --quick PING runs half [5; 1 with --quick]
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
   --idle-connections N    connections of the memory scenario, 1 to 50000 [5000; 1000 with --quick]
+  --http                  wait and sweep over HTTP/1.1 (GET /db/{i}?delay_ms=D, keep-alive)
   -h, --help              print this and exit
 
 The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
@@ -98,6 +102,17 @@ pub fn accepts_flag(flag: &str) -> bool {
     !matches!(parse(&[OsString::from(flag)]), Err(Some(reason)) if reason == unknown_argument(flag))
 }
 
+/// The waiting workload, in the line protocol or over HTTP.
+fn db_workload(delay_ms: u64, http: bool) -> Workload {
+    if http {
+        Workload::Http {
+            path: format!("/db/{{i}}?delay_ms={delay_ms}"),
+        }
+    } else {
+        Workload::Db { delay_ms }
+    }
+}
+
 fn unknown_argument(arg: &str) -> String {
     format!("unknown argument '{arg}'")
 }
@@ -110,6 +125,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
         duration: Duration::ZERO,
         wait_clients: 1000,
         idle_connections: 0,
+        http: false,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     let number = |name: &str, value: Option<String>, max: u64| -> Result<u64, Option<String>> {
@@ -123,6 +139,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
             "-h" | "--help" => return Err(None),
             "--quick" => options.quick = true,
             "--json" => options.json = true,
+            "--http" => options.http = true,
             "--scenarios" => {
                 let list = args.next().unwrap_or_default();
                 options.scenarios = list
@@ -209,7 +226,7 @@ fn run(options: &Options) -> io::Result<()> {
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
             ));
-            let db = Workload::Db { delay_ms: 50 };
+            let db = db_workload(50, options.http);
             rows.push(measured(Scenario::Wait, setup, clients, db, d)?);
         }
     }
@@ -236,7 +253,7 @@ fn run(options: &Options) -> io::Result<()> {
                     "sweep: {clients} clients of DB {{i}} 10 on {}",
                     setup.label()
                 ));
-                let db = Workload::Db { delay_ms: 10 };
+                let db = db_workload(10, options.http);
                 rows.push(measured(Scenario::Sweep, setup, clients, db, point)?);
             }
         }

@@ -27,6 +27,11 @@
 //! last millisecond, and needs `unsafe` calls, proven sound below.
 //! Elsewhere than Linux the loop keeps mio's rounded-up timeout.
 //!
+//! Due timers fire once per turn, after the batch of events `poll`
+//! returned. Firing them between events as well made each one a little
+//! more punctual, but cost a third of the throughput at 1,000 clients:
+//! batches of replies became trickles, and every reply its own turn.
+//!
 //! [`Lateness`] records how late each database reply leaves, on the
 //! server's own clock, so the figure does not depend on any load generator:
 //! `STATS` reports its 50th and 99th percentiles.

@@ -150,10 +150,6 @@ impl EventLoop {
                         self.drive_connection(id);
                     }
                 }
-                // Between events too, not only after the batch: a batch of
-                // a few hundred events would otherwise make every timer that
-                // falls due meanwhile wait for its end (`clock.rs`).
-                self.fire_due_timers();
             }
             self.fire_due_timers();
             self.sweep_stale_timers();
