@@ -102,6 +102,20 @@ pub fn accepts_flag(flag: &str) -> bool {
     !matches!(parse(&[OsString::from(flag)]), Err(Some(reason)) if reason == unknown_argument(flag))
 }
 
+/// Who competes on waiting work: the pool sized for CPU, the pool given a
+/// thread per client, one loop, and a loop per core.
+fn waiting_setups(cores: usize, clients: usize) -> [Setup; 4] {
+    [
+        Setup::pool(cores),
+        Setup::ThreadPerConnection { threads: clients },
+        Setup::Loop,
+        Setup::Loops {
+            loops: cores,
+            offload: 0,
+        },
+    ]
+}
+
 /// The waiting workload, in the line protocol or over HTTP.
 fn db_workload(delay_ms: u64, http: bool) -> Workload {
     if http {
@@ -213,15 +227,7 @@ fn run(options: &Options) -> io::Result<()> {
     }
     if wants(Scenario::Wait) {
         let clients = within_file_limit(options.wait_clients, limit, "clients");
-        for setup in [
-            Setup::pool(cores),
-            Setup::ThreadPerConnection { threads: clients },
-            Setup::Loop,
-            Setup::Loops {
-                loops: cores,
-                offload: 0,
-            },
-        ] {
+        for setup in waiting_setups(cores, clients) {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
@@ -240,15 +246,7 @@ fn run(options: &Options) -> io::Result<()> {
         };
         for &wanted in counts {
             let clients = within_file_limit(wanted, limit, "clients");
-            for setup in [
-                Setup::pool(cores),
-                Setup::ThreadPerConnection { threads: clients },
-                Setup::Loop,
-                Setup::Loops {
-                    loops: cores,
-                    offload: 0,
-                },
-            ] {
+            for setup in waiting_setups(cores, clients) {
                 progress(format!(
                     "sweep: {clients} clients of DB {{i}} 10 on {}",
                     setup.label()
