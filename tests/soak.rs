@@ -41,16 +41,17 @@ fn start(model: &str, args: &[&str]) -> (Server, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("server starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    // The child reports its own memory baseline first (`baseline ...`,
+    // see src/server_process.rs), then the server says where it listens.
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let addr = loop {
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line).expect("server output");
+        assert!(read > 0, "the server exited before listening");
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            break addr.parse().expect("an address after 'listening on'");
+        }
+    };
     (Server(child), addr)
 }
 

@@ -24,7 +24,10 @@ thread_local! {
     /// Every read of a thread goes through this one buffer, zeroed once
     /// when the thread first reads: a fresh `[0u8; READ_CHUNK]` per read
     /// would spend a 16 KiB memset on every request.
-    static READ_BUFFER: RefCell<Box<[u8; READ_CHUNK]>> = RefCell::new(Box::new([0; READ_CHUNK]));
+    /// Made by `vec!`, which asks the allocator for zeroed memory at once:
+    /// `Box::new([0; N])` may build the array on the stack first and copy
+    /// it, touching 16 KiB of stack in every thread for nothing.
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
 /// The one framing error: a line longer than [`MAX_LINE`] bytes. After it
