@@ -4,9 +4,10 @@
 //! ## One acceptor, many loops
 //! Loop 0 owns the listener and accepts for every loop, like netty's boss
 //! group. Each new connection goes to the loop holding the fewest, over
-//! that loop's channel, and its waker interrupts its `poll`; one of loop
-//! 0's own stays with it directly. The alternatives, and why not (measured
-//! figures in docs/ARCHITECTURE.md):
+//! that loop's channel, and its waker interrupts its `poll`; a connection
+//! placed on loop 0 itself is simply kept. The alternatives, and why not (the
+//! spread this design gives is measured in docs/RESULTS.md; the
+//! alternatives were weighed, not built):
 //! - every loop accepting from a clone of the listener: every loop wakes
 //!   for every connection (mio cannot ask for `EPOLLEXCLUSIVE`), and the
 //!   spread follows whichever loop is fastest to wake, not the load;

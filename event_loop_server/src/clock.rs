@@ -18,7 +18,7 @@
 //!    loop then waits for sockets and the timer at once, and wakes at
 //!    whichever comes first.
 //!
-//! Options weighed (docs/ARCHITECTURE.md has the measurements): a poll with
+//! Options weighed (the lateness each left is in docs/RESULTS.md): a poll with
 //! a zero timeout through the last millisecond is as precise but keeps a
 //! core busy; a `thread::sleep` for the last fraction is precise and idle,
 //! but a request that arrives meanwhile waits for the sleep to end, which
