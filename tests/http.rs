@@ -378,3 +378,27 @@ fn a_full_event_loop_turns_http_away_with_503() {
         assert_eq!(busy.response(false).status, 200);
     }
 }
+
+on_event_loops! {
+    fn a_refused_http_client_that_sends_late_still_gets_a_503(model) {
+        // curl connects first and sends a moment later; the loop has
+        // accepted by then. A refusal waits (briefly, boundedly) for the
+        // first bytes so it can answer in the client's dialect.
+        let options = Options {
+            max_connections: Some(1),
+            ..Options::default()
+        };
+        let server = start_with(model, &options);
+        let mut holder = http(&server);
+        assert_eq!(holder.request("GET", "/ping").status, 200);
+        let mut refused = http(&server);
+        // A deliberately slow client, not a wait for the server.
+        thread::sleep(Duration::from_millis(50));
+        refused.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n");
+        let response = refused.response(false);
+        assert_eq!((response.status, response.body.as_str()), (503, "ERR busy\n"));
+        assert_eq!(response.header("Retry-After"), Some("1"));
+        refused.expect_closed();
+        assert_eq!(holder.request("GET", "/ping").status, 200);
+    }
+}

@@ -16,6 +16,9 @@
 //!
 //! With one loop, this is the classic loop that accepts for itself.
 //!
+//! Past `--max-connections`, a new connection is refused in its own
+//! dialect (`refuse.rs`).
+//!
 //! ## Running out of descriptors
 //! When `accept` fails for lack of file descriptors (`EMFILE`, `ENFILE`),
 //! the pending connection stays in the kernel's backlog. Retrying at once
@@ -26,14 +29,15 @@
 //! make the loop spin either. `ECONNABORTED` (a client gave up while
 //! queued) is simply skipped.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use shared::protocol::dialect;
+use mio::Registry;
 use shared::stats::Counters;
 
+use crate::refuse::{self, Refusals};
 use crate::timers::{Timer, Timers};
 use crate::Shared;
 
@@ -52,6 +56,8 @@ pub(crate) struct Acceptor {
     /// Where the search for the least-loaded loop starts, so that ties are
     /// broken round-robin rather than always in favour of loop 0.
     next: usize,
+    /// Connections turned away while they wait for their first bytes.
+    pub(crate) refusals: Refusals,
 }
 
 impl Acceptor {
@@ -60,6 +66,7 @@ impl Acceptor {
             listener,
             state: State::Accepting,
             next: 0,
+            refusals: Refusals::default(),
         }
     }
 
@@ -69,6 +76,7 @@ impl Acceptor {
         &mut self,
         shared: &Shared,
         me: usize,
+        registry: &Registry,
         timers: &mut Timers,
         mine: &mut Vec<TcpStream>,
     ) {
@@ -76,7 +84,7 @@ impl Acceptor {
             match self.listener.accept() {
                 Ok((stream, _peer)) => {
                     self.state = State::Accepting;
-                    self.place(stream, shared, me, mine);
+                    self.place(stream, shared, me, registry, timers, mine);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e)
@@ -102,11 +110,12 @@ impl Acceptor {
         &mut self,
         shared: &Shared,
         me: usize,
+        registry: &Registry,
         timers: &mut Timers,
         mine: &mut Vec<TcpStream>,
     ) {
         if self.state == State::OutOfDescriptors {
-            self.accept_all(shared, me, timers, mine);
+            self.accept_all(shared, me, registry, timers, mine);
         }
     }
 
@@ -115,22 +124,32 @@ impl Acceptor {
         &mut self,
         shared: &Shared,
         me: usize,
+        registry: &Registry,
         timers: &mut Timers,
         mine: &mut Vec<TcpStream>,
     ) {
         self.state = State::Accepting;
-        self.accept_all(shared, me, timers, mine);
+        self.accept_all(shared, me, registry, timers, mine);
     }
 
-    fn place(&mut self, stream: TcpStream, shared: &Shared, me: usize, mine: &mut Vec<TcpStream>) {
+    fn place(
+        &mut self,
+        stream: TcpStream,
+        shared: &Shared,
+        me: usize,
+        registry: &Registry,
+        timers: &mut Timers,
+        mine: &mut Vec<TcpStream>,
+    ) {
+        let counters = &shared.loops[me].counters;
         if shared.stop.load(Ordering::SeqCst) {
             // Shutting down: a loop may already have drained and gone, so
             // hand nothing over; this client gets a clear refusal.
-            turn_away(stream, &shared.loops[me].counters);
+            refuse::at_once(stream, counters);
             return;
         }
         if shared.open_connections() >= shared.config.max_connections as u64 {
-            turn_away(stream, &shared.loops[me].counters);
+            self.refusals.refuse(stream, registry, timers, counters);
             return;
         }
         let target = self.least_loaded(shared);
@@ -154,18 +173,4 @@ impl Acceptor {
         self.next = (start + 1) % n;
         best.unwrap_or(0)
     }
-}
-
-/// No room: say so in the client's dialect, if it has already said enough
-/// to tell, and close. A new socket's send buffer is empty, so the write
-/// cannot block; the read takes only what has already arrived.
-fn turn_away(mut stream: TcpStream, counters: &Counters) {
-    let mut first = [0u8; 1024];
-    let got = stream.read(&mut first).unwrap_or(0);
-    let _ = stream.write(&dialect::busy_answer(&first[..got]));
-    // FIN after the answer, unread input dropped first, so no RST wipes
-    // the answer out before the client reads it (see `shared::linger`).
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    shared::linger::discard_unread(&stream);
-    Counters::add(&counters.busy_rejections, 1);
 }

@@ -5,6 +5,7 @@
 //!   │ poll(timeout: to the next timer, 0 if work is left over)   clock.rs       │
 //!   │   CLOCK     ─▶ (the precise timer: nothing but wake up)                   │
 //!   │   LISTENER  ─▶ accept, keep or hand over each connection  accept.rs      │
+//!   │   a refused connection's first bytes ─▶ its refusal       refuse.rs      │
 //!   │   WAKER     ─▶ offloaded answers, handed-over connections, shutdown      │
 //!   │   a socket  ─▶ drive that connection                      connection.rs  │
 //!   │ due timers  ─▶ database replies, watchdogs, accept retry  service.rs,    │
@@ -43,6 +44,7 @@ use crate::accept::Acceptor;
 use crate::clock::Clock;
 use crate::connection::{Connection, Status};
 use crate::offload::{Done, Offload};
+use crate::refuse;
 use crate::service::Service;
 use crate::slab::{ConnectionId, Slab};
 use crate::timers::Timer;
@@ -131,6 +133,14 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    token if token.0 >= refuse::FIRST_TOKEN => {
+                        if let Some(acceptor) = &mut self.acceptor {
+                            let counters = self.service.counters();
+                            acceptor
+                                .refusals
+                                .readable(token, self.poll.registry(), counters);
+                        }
+                    }
                     CLOCK => {} // due timers fire below
                     WAKER => {
                         self.take_offloaded_answers();
@@ -205,7 +215,9 @@ impl EventLoop {
         Counters::sub(&self.service.counters().open_connections, 1);
         if let Some(acceptor) = &mut self.acceptor {
             let (shared, me) = (&self.service.shared, self.service.index);
-            acceptor.descriptor_freed(shared, me, &mut self.service.timers, &mut self.accepted);
+            let registry = self.poll.registry();
+            let timers = &mut self.service.timers;
+            acceptor.descriptor_freed(shared, me, registry, timers, &mut self.accepted);
             self.set_up_accepted();
         }
     }
@@ -213,7 +225,9 @@ impl EventLoop {
     fn accept(&mut self) {
         if let Some(acceptor) = &mut self.acceptor {
             let (shared, me) = (&self.service.shared, self.service.index);
-            acceptor.accept_all(shared, me, &mut self.service.timers, &mut self.accepted);
+            let registry = self.poll.registry();
+            let timers = &mut self.service.timers;
+            acceptor.accept_all(shared, me, registry, timers, &mut self.accepted);
             self.set_up_accepted();
         }
     }
@@ -274,10 +288,19 @@ impl EventLoop {
                     }
                 }
                 Timer::Watchdog { conn } => self.check_watchdog(conn, now),
+                Timer::RefusalDue { slot, generation } => {
+                    if let Some(acceptor) = &mut self.acceptor {
+                        let counters = self.service.counters();
+                        let registry = self.poll.registry();
+                        acceptor.refusals.due(slot, generation, registry, counters);
+                    }
+                }
                 Timer::RetryAccept => {
                     if let Some(acceptor) = &mut self.acceptor {
                         let (shared, me) = (&self.service.shared, self.service.index);
-                        acceptor.retry(shared, me, &mut self.service.timers, &mut self.accepted);
+                        let registry = self.poll.registry();
+                        let timers = &mut self.service.timers;
+                        acceptor.retry(shared, me, registry, timers, &mut self.accepted);
                         self.set_up_accepted();
                     }
                 }
@@ -296,6 +319,8 @@ impl EventLoop {
         };
         if let Some(mut acceptor) = self.acceptor.take() {
             let _ = self.poll.registry().deregister(&mut acceptor.listener);
+            let counters = self.service.counters();
+            acceptor.refusals.finish_all(self.poll.registry(), counters);
         }
         for id in self.connections.ids() {
             if let Some(conn) = self.connections.get_mut(id) {

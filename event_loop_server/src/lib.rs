@@ -11,7 +11,8 @@
 //! 4. `timers.rs` and `clock.rs`: "answer in 50 ms" as a heap entry, and how
 //!    precisely a loop keeps time.
 //! 5. `accept.rs`: accepting, spreading connections over loops, running out
-//!    of descriptors; `watchdog.rs`: idle and stalled connections.
+//!    of descriptors; `refuse.rs`: saying "busy" in the client's dialect;
+//!    `watchdog.rs`: idle and stalled connections.
 //! 6. `slab.rs`: finding a connection from a token, safely across reuse;
 //!    `offload.rs`: a thread pool for CPU work beside the loops.
 //!
@@ -28,6 +29,7 @@ mod connection;
 mod connection_model;
 mod event_loop;
 mod offload;
+mod refuse;
 mod service;
 mod slab;
 mod timers;

@@ -30,6 +30,8 @@ pub(crate) enum Timer {
     Watchdog { conn: ConnectionId },
     /// Accepting failed for lack of descriptors; try again.
     RetryAccept,
+    /// A refused connection has waited long enough for its first bytes.
+    RefusalDue { slot: usize, generation: u64 },
 }
 
 struct Entry {

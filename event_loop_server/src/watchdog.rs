@@ -81,7 +81,7 @@ impl EventLoop {
                 live
             }
             Timer::Watchdog { conn } => connections.contains(*conn),
-            Timer::RetryAccept => true,
+            Timer::RetryAccept | Timer::RefusalDue { .. } => true,
         });
         self.service.db_waiting_changed(-dropped_queries);
         self.sweep_at = 2 * self.service.timers.len();
