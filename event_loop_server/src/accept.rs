@@ -50,6 +50,17 @@ enum State {
     OutOfDescriptors,
 }
 
+/// What one accepting step borrows from its loop.
+pub(crate) struct Room<'a> {
+    pub(crate) shared: &'a Shared,
+    /// The accepting loop's index.
+    pub(crate) me: usize,
+    pub(crate) registry: &'a Registry,
+    pub(crate) timers: &'a mut Timers,
+    /// Connections accepted for this loop, for it to set up.
+    pub(crate) mine: &'a mut Vec<TcpStream>,
+}
+
 pub(crate) struct Acceptor {
     pub(crate) listener: TcpListener,
     state: State,
@@ -70,21 +81,14 @@ impl Acceptor {
         }
     }
 
-    /// Accepts until the backlog is empty. Connections for loop `me` are
-    /// pushed onto `mine`; the others are handed to their loops.
-    pub(crate) fn accept_all(
-        &mut self,
-        shared: &Shared,
-        me: usize,
-        registry: &Registry,
-        timers: &mut Timers,
-        mine: &mut Vec<TcpStream>,
-    ) {
+    /// Accepts until the backlog is empty. Connections for this loop are
+    /// pushed onto `room.mine`; the others are handed to their loops.
+    pub(crate) fn accept_all(&mut self, room: &mut Room) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _peer)) => {
                     self.state = State::Accepting;
-                    self.place(stream, shared, me, registry, timers, mine);
+                    self.place(stream, room);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e)
@@ -95,7 +99,8 @@ impl Acceptor {
                 Err(_) => {
                     // Out of descriptors (or memory): see the module docs.
                     if self.state == State::Accepting {
-                        timers.add(Instant::now() + ACCEPT_RETRY, Timer::RetryAccept);
+                        let retry = Instant::now() + ACCEPT_RETRY;
+                        room.timers.add(retry, Timer::RetryAccept);
                     }
                     self.state = State::OutOfDescriptors;
                     return;
@@ -106,42 +111,21 @@ impl Acceptor {
 
     /// A descriptor came free (a connection of this loop closed): worth
     /// trying again only if accepting had stopped for lack of them.
-    pub(crate) fn descriptor_freed(
-        &mut self,
-        shared: &Shared,
-        me: usize,
-        registry: &Registry,
-        timers: &mut Timers,
-        mine: &mut Vec<TcpStream>,
-    ) {
+    pub(crate) fn descriptor_freed(&mut self, room: &mut Room) {
         if self.state == State::OutOfDescriptors {
-            self.accept_all(shared, me, registry, timers, mine);
+            self.accept_all(room);
         }
     }
 
     /// The retry timer fired.
-    pub(crate) fn retry(
-        &mut self,
-        shared: &Shared,
-        me: usize,
-        registry: &Registry,
-        timers: &mut Timers,
-        mine: &mut Vec<TcpStream>,
-    ) {
+    pub(crate) fn retry(&mut self, room: &mut Room) {
         self.state = State::Accepting;
-        self.accept_all(shared, me, registry, timers, mine);
+        self.accept_all(room);
     }
 
-    fn place(
-        &mut self,
-        stream: TcpStream,
-        shared: &Shared,
-        me: usize,
-        registry: &Registry,
-        timers: &mut Timers,
-        mine: &mut Vec<TcpStream>,
-    ) {
-        let counters = &shared.loops[me].counters;
+    fn place(&mut self, stream: TcpStream, room: &mut Room) {
+        let shared = room.shared;
+        let counters = &shared.loops[room.me].counters;
         if shared.stop.load(Ordering::SeqCst) {
             // Shutting down: a loop may already have drained and gone, so
             // hand nothing over; this client gets a clear refusal.
@@ -149,15 +133,16 @@ impl Acceptor {
             return;
         }
         if shared.open_connections() >= shared.config.max_connections as u64 {
-            self.refusals.refuse(stream, registry, timers, counters);
+            self.refusals
+                .refuse(stream, room.registry, room.timers, counters);
             return;
         }
         let target = self.least_loaded(shared);
         let owner = &shared.loops[target];
         // Counted at once, so the next choice already sees it.
         Counters::add(&owner.counters.open_connections, 1);
-        if target == me {
-            mine.push(stream);
+        if target == room.me {
+            room.mine.push(stream);
         } else if owner.handoff.send(stream).is_ok() {
             let _ = owner.waker.wake();
         } else {

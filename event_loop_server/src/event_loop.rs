@@ -40,7 +40,7 @@ use mio::{Events, Interest, Poll, Token};
 use shared::protocol::response;
 use shared::stats::Counters;
 
-use crate::accept::Acceptor;
+use crate::accept::{Acceptor, Room};
 use crate::clock::Clock;
 use crate::connection::{Connection, Status};
 use crate::offload::{Done, Offload};
@@ -132,7 +132,7 @@ impl EventLoop {
             }
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.with_acceptor(Acceptor::accept_all),
                     token if token.0 >= refuse::FIRST_TOKEN => {
                         if let Some(acceptor) = &mut self.acceptor {
                             let counters = self.service.counters();
@@ -213,23 +213,24 @@ impl EventLoop {
         let _ = conn.socket.shutdown(std::net::Shutdown::Write);
         shared::linger::discard_unread(&conn.socket);
         Counters::sub(&self.service.counters().open_connections, 1);
-        if let Some(acceptor) = &mut self.acceptor {
-            let (shared, me) = (&self.service.shared, self.service.index);
-            let registry = self.poll.registry();
-            let timers = &mut self.service.timers;
-            acceptor.descriptor_freed(shared, me, registry, timers, &mut self.accepted);
-            self.set_up_accepted();
-        }
+        self.with_acceptor(Acceptor::descriptor_freed);
     }
 
-    fn accept(&mut self) {
-        if let Some(acceptor) = &mut self.acceptor {
-            let (shared, me) = (&self.service.shared, self.service.index);
-            let registry = self.poll.registry();
-            let timers = &mut self.service.timers;
-            acceptor.accept_all(shared, me, registry, timers, &mut self.accepted);
-            self.set_up_accepted();
-        }
+    /// One step of loop 0's acceptor, then the set-up of the connections
+    /// it kept for this loop. Other loops have no acceptor.
+    fn with_acceptor(&mut self, step: impl FnOnce(&mut Acceptor, &mut Room)) {
+        let Some(acceptor) = &mut self.acceptor else {
+            return;
+        };
+        let mut room = Room {
+            shared: &self.service.shared,
+            me: self.service.index,
+            registry: self.poll.registry(),
+            timers: &mut self.service.timers,
+            mine: &mut self.accepted,
+        };
+        step(acceptor, &mut room);
+        self.set_up_accepted();
     }
 
     fn take_handed_over_connections(&mut self) {
@@ -289,21 +290,14 @@ impl EventLoop {
                 }
                 Timer::Watchdog { conn } => self.check_watchdog(conn, now),
                 Timer::RefusalDue { slot, generation } => {
-                    if let Some(acceptor) = &mut self.acceptor {
-                        let counters = self.service.counters();
-                        let registry = self.poll.registry();
-                        acceptor.refusals.due(slot, generation, registry, counters);
-                    }
+                    self.with_acceptor(|acceptor, room| {
+                        let counters = &room.shared.loops[room.me].counters;
+                        acceptor
+                            .refusals
+                            .due(slot, generation, room.registry, counters);
+                    });
                 }
-                Timer::RetryAccept => {
-                    if let Some(acceptor) = &mut self.acceptor {
-                        let (shared, me) = (&self.service.shared, self.service.index);
-                        let registry = self.poll.registry();
-                        let timers = &mut self.service.timers;
-                        acceptor.retry(shared, me, registry, timers, &mut self.accepted);
-                        self.set_up_accepted();
-                    }
-                }
+                Timer::RetryAccept => self.with_acceptor(Acceptor::retry),
             }
         }
     }
