@@ -134,12 +134,10 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.with_acceptor(Acceptor::accept_all),
                     token if token.0 >= refuse::FIRST_TOKEN => {
-                        if let Some(acceptor) = &mut self.acceptor {
-                            let counters = self.service.counters();
-                            acceptor
-                                .refusals
-                                .readable(token, self.poll.registry(), counters);
-                        }
+                        self.with_acceptor(|acceptor, room| {
+                            let counters = &room.shared.loops[room.me].counters;
+                            acceptor.refusals.readable(token, room.registry, counters);
+                        });
                     }
                     CLOCK => {} // due timers fire below
                     WAKER => {
@@ -163,24 +161,39 @@ impl EventLoop {
             }
             self.fire_due_timers();
             self.sweep_stale_timers();
-            // A connection may have been queued by several events this
-            // turn; it gets one more drive, not one per event.
-            self.again
-                .sort_unstable_by_key(|id| (id.slot, id.generation));
-            self.again.dedup();
-            for id in std::mem::take(&mut self.again) {
-                self.drive_connection(id);
-            }
-            if let Phase::Draining { answered_before } = self.phase {
-                if self.connections.len() == 0 {
-                    // Handed over as the acceptor stopped: never served.
-                    for _ in self.handed_over.try_iter() {
-                        Counters::sub(&self.service.counters().open_connections, 1);
-                    }
-                    return self.answered() - answered_before;
-                }
+            self.drive_left_over();
+            if let Some(sent) = self.drained() {
+                return sent;
             }
         }
+    }
+
+    /// Drives the connections that used up their turn's budget. One may
+    /// have been queued by several events this turn; it gets one more
+    /// drive, not one per event.
+    fn drive_left_over(&mut self) {
+        self.again
+            .sort_unstable_by_key(|id| (id.slot, id.generation));
+        self.again.dedup();
+        for id in std::mem::take(&mut self.again) {
+            self.drive_connection(id);
+        }
+    }
+
+    /// Once draining and every connection is gone: how many answers the
+    /// drain sent.
+    fn drained(&mut self) -> Option<u64> {
+        let Phase::Draining { answered_before } = self.phase else {
+            return None;
+        };
+        if self.connections.len() > 0 {
+            return None;
+        }
+        // Handed over as the acceptor stopped: never served.
+        for _ in self.handed_over.try_iter() {
+            Counters::sub(&self.service.counters().open_connections, 1);
+        }
+        Some(self.answered() - answered_before)
     }
 
     /// Lets a connection do all it can now (`Connection::drive`), then acts
