@@ -16,12 +16,10 @@
 //! at most [`MAX_WAITING`] wait at once, and past that the rest are
 //! answered at once with whatever they have sent.
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use shared::protocol::dialect;
 use shared::stats::Counters;
 
 use crate::timers::{Timer, Timers};
@@ -57,18 +55,18 @@ impl Refusals {
         timers: &mut Timers,
         counters: &Counters,
     ) {
-        let mut first = [0u8; 1024];
-        let got = stream.read(&mut first).unwrap_or(0);
+        // A peek: the refusal itself reads the bytes when it answers.
+        let arrived = stream.peek(&mut [0u8; 1]).unwrap_or(0) > 0;
         let free = (0..MAX_WAITING).find(|&i| self.slots.get(i).is_none_or(Option::is_none));
-        let Some(slot) = free.filter(|_| got == 0) else {
-            return answer(stream, &first[..got], counters);
+        let Some(slot) = free.filter(|_| !arrived) else {
+            return at_once(stream, counters);
         };
         let token = Token(FIRST_TOKEN + slot);
         if registry
             .register(&mut stream, token, Interest::READABLE)
             .is_err()
         {
-            return answer(stream, &[], counters);
+            return at_once(stream, counters);
         }
         self.generations += 1;
         let generation = self.generations;
@@ -126,21 +124,9 @@ impl Refusals {
     }
 }
 
-/// Refuses at once, with whatever the client has sent so far.
-pub(crate) fn at_once(mut stream: TcpStream, counters: &Counters) {
-    let mut first = [0u8; 1024];
-    let got = stream.read(&mut first).unwrap_or(0);
-    answer(stream, &first[..got], counters);
-}
-
-/// Sends the refusal for what the client has sent, and closes. A socket
-/// that has sent at most a line has room in its send buffer, so the write
-/// does not block. FIN after the answer, unread input dropped first, so no
-/// reset wipes the answer out before the client reads it (see
-/// `shared::linger`).
-fn answer(mut stream: TcpStream, received: &[u8], counters: &Counters) {
-    let _ = stream.write(&dialect::busy_answer(received));
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    shared::linger::discard_unread(&stream);
+/// Refuses at once, with whatever the client has sent so far
+/// (`shared::linger::refuse`), and closes.
+pub(crate) fn at_once(stream: TcpStream, counters: &Counters) {
+    shared::linger::refuse(&stream);
     Counters::add(&counters.busy_rejections, 1);
 }

@@ -12,7 +12,9 @@
 //! reset; waiting for them would hold a worker or a slot for an unbounded
 //! time, which is the worse trade.
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
+
+use crate::protocol::dialect;
 
 /// At most this much unread input is discarded before giving up.
 const DISCARD_LIMIT: usize = 1024 * 1024;
@@ -30,4 +32,17 @@ pub fn discard_unread(mut socket: impl Read) {
             Err(_) => return, // WouldBlock: nothing more has arrived
         }
     }
+}
+
+/// Refuses a new connection the server has no room for: one answer in the
+/// client's dialect, chosen from whatever it has already sent (`ERR busy`,
+/// or a 503 to an HTTP request line; see `dialect::busy_answer`), then its
+/// unread input dropped so that closing sends a FIN, not a reset that could
+/// wipe the answer out. `socket` must be non-blocking: this never waits,
+/// and a new socket's send buffer has room for the answer.
+pub fn refuse(mut socket: impl Read + Write) {
+    let mut first = [0u8; 1024];
+    let got = socket.read(&mut first).unwrap_or(0);
+    let _ = socket.write_all(&dialect::busy_answer(&first[..got]));
+    discard_unread(socket);
 }

@@ -21,7 +21,7 @@
 //!   `read` returns end-of-stream, the worker answers what it has and closes.
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -190,16 +190,15 @@ fn accept_loop(
 }
 
 /// Every worker busy, queue full: say so, in the client's dialect if it has
-/// already said enough to tell (an HTTP client gets a 503), and close. The
-/// read takes only what has arrived, without waiting; the socket is new, so
-/// its send buffer has room and the write cannot block.
+/// already said enough to tell (an HTTP client gets a 503), and close. This
+/// thread accepts for everyone, so it reads only what has arrived and never
+/// waits for more.
 fn turn_away(mut stream: &TcpStream) {
-    let mut first = [0u8; 1024];
-    let got = match stream.set_nonblocking(true) {
-        Ok(()) => stream.read(&mut first).unwrap_or(0),
-        Err(_) => 0,
-    };
-    let _ = stream.write_all(&dialect::busy_answer(&first[..got]));
+    match stream.set_nonblocking(true) {
+        Ok(()) => shared::linger::refuse(stream),
+        // Cannot read without the risk of waiting: say busy, unread.
+        Err(_) => drop(stream.write_all(&dialect::busy_answer(&[]))),
+    }
 }
 
 /// Out of descriptors. Retrying at once would fail again and spin; a short
