@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -119,16 +119,7 @@ impl HttpClient {
 
     /// Asserts the server closes with nothing more to say.
     fn expect_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.reader.read_to_end(&mut rest) {
-            Ok(_) => assert!(
-                rest.is_empty(),
-                "unexpected bytes before close: {:?}",
-                String::from_utf8_lossy(&rest)
-            ),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("connection not closed within {READ_LIMIT:?}: {e}"),
-        }
+        support::expect_closed(&mut self.reader);
     }
 }
 

@@ -3,6 +3,8 @@
 //! as when it arrives whole; nothing panics; between reads the framer never
 //! holds more than the line limit (plus a `\r`).
 
+mod common;
+
 use proptest::prelude::*;
 use shared::limits::MAX_LINE;
 use shared::protocol::{parse_request, LineFramer, LineTooLong};
@@ -12,15 +14,7 @@ use shared::protocol::{parse_request, LineFramer, LineTooLong};
 fn frame(stream: &[u8], cuts: &[usize]) -> Vec<Result<Vec<u8>, LineTooLong>> {
     let mut framer = LineFramer::new();
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    for &cut in cuts {
-        let end = (start + cut).min(stream.len());
-        pieces.push(&stream[start..end]);
-        start = end;
-    }
-    pieces.push(&stream[start..]);
-    for piece in pieces {
+    for piece in common::pieces(stream, cuts) {
         framer.push(piece);
         while let Some(line) = framer.next_line() {
             if let Ok(line) = line {

@@ -5,6 +5,8 @@
 //! a client could build comes out as the request the line protocol would
 //! make of the same command, with the same refusals for bad arguments.
 
+mod common;
+
 use proptest::prelude::*;
 use shared::limits::MAX_LINE;
 use shared::protocol::{parse_request, response, Incoming, RequestReader, Work};
@@ -14,15 +16,7 @@ use shared::protocol::{parse_request, response, Incoming, RequestReader, Work};
 fn read(stream: &[u8], cuts: &[usize]) -> Vec<(Incoming, String)> {
     let mut reader = RequestReader::new();
     let mut out = Vec::new();
-    let mut start = 0;
-    let mut pieces: Vec<&[u8]> = Vec::new();
-    for &cut in cuts {
-        let end = (start + cut).min(stream.len());
-        pieces.push(&stream[start..end]);
-        start = end;
-    }
-    pieces.push(&stream[start..]);
-    for piece in pieces {
+    for piece in common::pieces(stream, cuts) {
         reader.push(piece);
         while let Some(item) = reader.next() {
             out.push(encoded(item));

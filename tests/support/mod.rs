@@ -157,16 +157,7 @@ impl Client {
 
     /// Asserts the server closes the connection with nothing more to say.
     pub fn expect_closed(&mut self) {
-        let mut rest = Vec::new();
-        match self.reader.read_to_end(&mut rest) {
-            Ok(_) => assert!(
-                rest.is_empty(),
-                "unexpected bytes before close: {:?}",
-                String::from_utf8_lossy(&rest)
-            ),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("connection not closed within {READ_LIMIT:?}: {e}"),
-        }
+        expect_closed(&mut self.reader);
     }
 
     /// Half-closes: the server sees end of stream but may still answer.
@@ -182,6 +173,21 @@ pub fn assert_response(response: &str, expected: &str) {
         || (response.starts_with(expected) && response[expected.len()..].starts_with(' '))
         || (expected == "ERR" && response.starts_with("ERR "));
     assert!(ok, "expected {expected:?}, got {response:?}");
+}
+
+/// Asserts the server closes `reader`'s connection with nothing more to
+/// say (a reset counts as closed).
+pub fn expect_closed(reader: &mut impl Read) {
+    let mut rest = Vec::new();
+    match reader.read_to_end(&mut rest) {
+        Ok(_) => assert!(
+            rest.is_empty(),
+            "unexpected bytes before close: {:?}",
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("connection not closed within {READ_LIMIT:?}: {e}"),
+    }
 }
 
 /// Runs each test body once against each server model.

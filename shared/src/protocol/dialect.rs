@@ -232,20 +232,23 @@ fn line_item(line: Result<&[u8], LineTooLong>) -> Option<Incoming> {
     })
 }
 
+/// Everything `input` asks for, then whatever its end of stream adds: the
+/// unit tests' view of a whole conversation.
+#[cfg(test)]
+pub(crate) fn items(input: &[u8]) -> Vec<Incoming> {
+    let mut reader = RequestReader::new();
+    reader.push(input);
+    let mut out = Vec::new();
+    while let Some(item) = reader.next() {
+        out.push(item);
+    }
+    out.extend(reader.finish());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn items(input: &[u8]) -> Vec<Incoming> {
-        let mut reader = RequestReader::new();
-        reader.push(input);
-        let mut out = Vec::new();
-        while let Some(item) = reader.next() {
-            out.push(item);
-        }
-        out.extend(reader.finish());
-        out
-    }
 
     #[test]
     fn line_requests_come_out_in_order_and_blank_lines_ask_nothing() {

@@ -3,19 +3,8 @@
 
 use crate::image::{ImageJob, ImageOp};
 use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_LINES, MAX_LINE};
+use crate::protocol::dialect::items;
 use crate::protocol::{busy_answer, Incoming, Request, RequestReader, Work};
-
-/// Everything `input` asks for, then whatever its end of stream adds.
-fn items(input: &[u8]) -> Vec<Incoming> {
-    let mut reader = RequestReader::new();
-    reader.push(input);
-    let mut out = Vec::new();
-    while let Some(item) = reader.next() {
-        out.push(item);
-    }
-    out.extend(reader.finish());
-    out
-}
 
 fn one(input: &str) -> Incoming {
     let got = items(input.as_bytes());
