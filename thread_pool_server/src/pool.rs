@@ -15,6 +15,11 @@
 //!   when every worker is busy and the queue is full, the caller gets its job
 //!   back and decides what to do (the server answers `ERR busy`). An
 //!   unbounded queue would turn overload into unbounded memory and latency.
+//! - "Busy" is counted, not guessed from the queue: a job is taken while
+//!   fewer than `workers + queue` jobs are running or waiting. A full channel
+//!   is no proof that the workers are busy: idle workers take jobs one at a
+//!   time, each after a thread wake-up, so a burst of 128 connections could
+//!   overflow a queue of 64 in front of 128 idle workers.
 //! - Each worker owns a `S` (its scratch buffers) for its whole life, so jobs
 //!   reuse memory and no lock is held while a job runs. The only lock is on
 //!   the queue's receiving end, held while an idle worker waits for a job.
@@ -37,6 +42,11 @@ pub struct WorkerPool<J> {
     workers: Vec<JoinHandle<()>>,
     /// Jobs submitted and not yet picked up by a worker.
     queued: Arc<AtomicUsize>,
+    /// Jobs submitted and not yet finished (running or queued): admission
+    /// is decided on this, never on whether the channel happens to be full.
+    unfinished: Arc<AtomicUsize>,
+    /// Workers plus queue: how many jobs may be unfinished at once.
+    room: usize,
 }
 
 impl<J: Send + 'static> WorkerPool<J> {
@@ -49,22 +59,28 @@ impl<J: Send + 'static> WorkerPool<J> {
         S: Default,
         F: Fn(usize, &mut S, J) + Send + Sync + 'static,
     {
-        let (sender, receiver) = mpsc::sync_channel::<J>(queue);
+        // Room for every job admitted, so sending never finds it full.
+        let room = workers.saturating_add(queue);
+        let (sender, receiver) = mpsc::sync_channel::<J>(room);
         let receiver = Arc::new(Mutex::new(receiver));
-        let queued = Arc::new(AtomicUsize::new(0));
         let run = Arc::new(run);
         let mut pool = WorkerPool {
             sender: Some(sender),
             workers: Vec::with_capacity(workers),
-            queued,
+            queued: Arc::new(AtomicUsize::new(0)),
+            unfinished: Arc::new(AtomicUsize::new(0)),
+            room,
         };
         for index in 0..workers {
             let receiver = Arc::clone(&receiver);
-            let queued = Arc::clone(&pool.queued);
+            let counts = Counts {
+                queued: Arc::clone(&pool.queued),
+                unfinished: Arc::clone(&pool.unfinished),
+            };
             let run = Arc::clone(&run);
             let spawned = thread::Builder::new()
                 .name(format!("{name}-{index}"))
-                .spawn(move || worker_loop(index, &receiver, &queued, &*run));
+                .spawn(move || worker_loop(index, &receiver, &counts, &*run));
             match spawned {
                 Ok(handle) => pool.workers.push(handle),
                 Err(e) => {
@@ -85,6 +101,15 @@ impl<J: Send + 'static> WorkerPool<J> {
         let Some(sender) = &self.sender else {
             return Err(job);
         };
+        let room = self.room;
+        let admitted = self
+            .unfinished
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < room).then_some(n + 1)
+            });
+        if admitted.is_err() {
+            return Err(job); // every worker busy and the queue full
+        }
         // Count first, so a worker that takes the job at once never sees
         // the counter go below zero.
         self.queued.fetch_add(1, Ordering::Relaxed);
@@ -92,6 +117,7 @@ impl<J: Send + 'static> WorkerPool<J> {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.unfinished.fetch_sub(1, Ordering::AcqRel);
                 Err(job)
             }
         }
@@ -125,10 +151,16 @@ impl<J> Drop for WorkerPool<J> {
     }
 }
 
+/// A worker's handles on the pool's two counters.
+struct Counts {
+    queued: Arc<AtomicUsize>,
+    unfinished: Arc<AtomicUsize>,
+}
+
 fn worker_loop<J, S: Default>(
     index: usize,
     receiver: &Mutex<Receiver<J>>,
-    queued: &AtomicUsize,
+    counts: &Counts,
     run: &(impl Fn(usize, &mut S, J) + ?Sized),
 ) {
     let mut state = S::default();
@@ -146,11 +178,63 @@ fn worker_loop<J, S: Default>(
         let Ok(job) = next else {
             return; // queue closed and empty: shutdown
         };
-        queued.fetch_sub(1, Ordering::Relaxed);
-        if catch_unwind(AssertUnwindSafe(|| run(index, &mut state, job))).is_err() {
+        counts.queued.fetch_sub(1, Ordering::Relaxed);
+        let outcome = catch_unwind(AssertUnwindSafe(|| run(index, &mut state, job)));
+        // Finished, panicked or not: its room is free for the next job.
+        counts.unfinished.fetch_sub(1, Ordering::AcqRel);
+        if outcome.is_err() {
             // The panic hook already printed the cause. The state may be
             // half-updated, so start again from a fresh one.
             state = S::default();
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    /// A burst as large as the pool is taken whole, even before any worker
+    /// has woken up: admission counts free workers, it does not wait for
+    /// them to reach the queue. One job more than workers plus queue is
+    /// refused, and a finished job makes room again.
+    #[test]
+    fn busy_means_every_worker_busy_and_the_queue_full() {
+        let (started_tx, started) = channel::<usize>();
+        let (release_tx, release) = channel::<()>();
+        let release = Mutex::new(release);
+        let pool = WorkerPool::start("test-worker", 8, 2, move |_, _: &mut (), job: usize| {
+            let _ = started_tx.send(job);
+            let _ = release.lock().map(|r| r.recv());
+        })
+        .expect("a pool");
+        // Declared after the pool, so dropped before it: a failing assert
+        // releases the workers instead of joining them forever.
+        let release_tx = release_tx;
+        for job in 0..10 {
+            assert!(pool.try_submit(job).is_ok(), "job {job} refused");
+        }
+        assert_eq!(pool.try_submit(10), Err(10));
+        // One worker is running and waiting for the release; others queue
+        // on the release lock. Finish one job: there is room for one more.
+        let first = started.recv_timeout(Duration::from_secs(10));
+        assert!(first.is_ok());
+        release_tx.send(()).expect("workers alive");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut job = 11;
+        loop {
+            match pool.try_submit(job) {
+                Ok(()) => break,
+                Err(back) => job = back,
+            }
+            assert!(std::time::Instant::now() < deadline, "room never freed");
+            thread::yield_now();
+        }
+        assert_eq!(pool.try_submit(12), Err(12));
+        for _ in 0..11 {
+            let _ = release_tx.send(());
+        }
+        pool.shutdown();
     }
 }
