@@ -165,6 +165,45 @@ on_both_servers! {
         assert!(stats.starts_with("OK STATS connections=2 requests=3"), "{stats}");
     }
 
+    fn stats_fields_are_the_ones_the_protocol_lists(model) {
+        let server = start(model);
+        let mut client = server.connect();
+        assert_response(&client.request("DB 1 1"), &format!("OK DB 1 value={:016x}", shared::db::value(1)));
+        let stats = client.request("STATS");
+        // Per-loop fields are documented once, as `loopN_connections`.
+        let written: Vec<String> = stats
+            .split(' ')
+            .skip(2)
+            .filter_map(|field| field.split_once('='))
+            .map(|(key, _)| {
+                let digits: &[char] = &['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+                match key.strip_prefix("loop").and_then(|rest| rest.strip_suffix("_connections")) {
+                    Some(n) if !n.is_empty() && n.trim_matches(digits).is_empty() => "loopN_connections".to_string(),
+                    _ => key.to_string(),
+                }
+            })
+            .collect();
+        assert_eq!(&written[..2], ["connections", "requests"], "{stats}");
+        let row_name = match model {
+            Model::ThreadPool => "| thread pool |",
+            Model::EventLoop | Model::TwoEventLoops => "| event loop |",
+        };
+        let protocol = include_str!("../docs/PROTOCOL.md");
+        let section = &protocol[protocol.find("### STATS").expect("a STATS section")..];
+        let row = section.lines().find(|line| line.starts_with(row_name)).expect("a row for this server");
+        // The first backticked word of each comma-separated item is a field.
+        let listed: Vec<&str> = row
+            .split(',')
+            .filter_map(|item| item.split('`').nth(1))
+            .collect();
+        for key in &written[2..] {
+            assert!(listed.contains(&key.as_str()), "STATS writes {key}, docs/PROTOCOL.md does not list it: {row}");
+        }
+        for key in &listed {
+            assert!(written.iter().any(|k| k == key), "docs/PROTOCOL.md lists {key}, STATS does not write it: {stats}");
+        }
+    }
+
     fn help_summarises_the_commands(model) {
         let server = start(model);
         let mut client = server.connect();

@@ -32,12 +32,13 @@
 //! more punctual, but cost a third of the throughput at 1,000 clients:
 //! batches of replies became trickles, and every reply its own turn.
 //!
-//! [`Lateness`] records how late each database reply leaves, on the
-//! server's own clock, so the figure does not depend on any load generator:
-//! `STATS` reports its 50th and 99th percentiles.
+//! `shared::stats::Lateness` records how late each database reply leaves,
+//! on the server's own clock, so the figure does not depend on any load
+//! generator: `STATS` reports its 50th and 99th percentiles. The thread
+//! pool records its `thread::sleep` the same way, so the two clocks can be
+//! compared under the same load.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
@@ -189,60 +190,6 @@ mod precise {
     }
 }
 
-/// Width of one bucket of the lateness histogram.
-const BUCKET_MICROS: u64 = 25;
-/// 25 µs buckets up to 10 ms; later ones share the last bucket.
-const BUCKETS: usize = 400;
-
-/// A histogram of timer lateness in 25 µs buckets. Only the owning loop
-/// writes it (relaxed atomics, never contended); any loop may read it for
-/// `STATS`.
-pub(crate) struct Lateness {
-    buckets: Box<[AtomicU64]>,
-}
-
-impl Default for Lateness {
-    fn default() -> Self {
-        Lateness {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-}
-
-impl Lateness {
-    pub(crate) fn record(&self, due: Instant, fired: Instant) {
-        let micros = fired.saturating_duration_since(due).as_micros() as u64;
-        let bucket = ((micros / BUCKET_MICROS) as usize).min(BUCKETS - 1);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The `quantile` (0 to 1) of every histogram given, merged, in µs: the
-    /// upper edge of its bucket, so the figure never flatters. `None`
-    /// before any timer has fired.
-    pub(crate) fn quantile_micros<'a>(
-        all: impl Iterator<Item = &'a Lateness> + Clone,
-        quantile: f64,
-    ) -> Option<u64> {
-        let count = |i: usize| -> u64 {
-            let of_each = all.clone().map(|l| l.buckets[i].load(Ordering::Relaxed));
-            of_each.sum()
-        };
-        let total: u64 = (0..BUCKETS).map(count).sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((total as f64 * quantile).ceil() as u64).max(1);
-        let mut seen = 0;
-        for i in 0..BUCKETS {
-            seen += count(i);
-            if seen >= rank {
-                return Some((i as u64 + 1) * BUCKET_MICROS);
-            }
-        }
-        Some(BUCKETS as u64 * BUCKET_MICROS)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,24 +220,5 @@ mod tests {
         if precise::AVAILABLE {
             assert!(events.iter().any(|e| e.token() == Token(9)));
         }
-    }
-
-    #[test]
-    fn quantiles_come_from_the_merged_buckets() {
-        let (a, b) = (Lateness::default(), Lateness::default());
-        let due = Instant::now();
-        for _ in 0..98 {
-            a.record(due, due + Duration::from_micros(10));
-        }
-        b.record(due, due + Duration::from_micros(2_000));
-        b.record(due, due + Duration::from_micros(2_000));
-        let both = [&a, &b];
-        assert_eq!(Lateness::quantile_micros(both.into_iter(), 0.5), Some(25));
-        assert_eq!(
-            Lateness::quantile_micros(both.into_iter(), 0.99),
-            Some(2_025)
-        );
-        let none = [&Lateness::default()];
-        assert_eq!(Lateness::quantile_micros(none.into_iter(), 0.5), None);
     }
 }

@@ -46,9 +46,8 @@ use std::thread::{self, JoinHandle};
 
 use mio::{Poll, Waker};
 use shared::cli::{CliError, CommonConfig, Flag, ParsedFlags, RunningServer, ServerCommand};
-use shared::stats::Counters;
+use shared::stats::{Counters, Lateness};
 
-use crate::clock::Lateness;
 use crate::offload::{Done, Offload};
 
 #[derive(Debug, Clone)]

@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use shared::image::ImageScratch;
 use shared::protocol::{response, Request};
-use shared::stats::Counters;
+use shared::stats::{Counters, Lateness};
 
-use crate::clock::Lateness;
 use crate::offload::Offload;
 use crate::slab::ConnectionId;
 use crate::timers::{Timer, Timers};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use shared::image::ImageScratch;
 use shared::protocol::{response, Incoming, Request, RequestReader, Work};
-use shared::stats::Counters;
+use shared::stats::{Counters, Lateness};
 
 use crate::server::Shared;
 
@@ -159,6 +159,8 @@ impl Session<'_> {
                     ("busy_rejections", Counters::get(&counters.busy_rejections)),
                     ("idle_closes", Counters::get(&counters.idle_closes)),
                     ("panics", Counters::get(&counters.panics)),
+                    ("timer_late_p50_us", self.lateness(0.5)),
+                    ("timer_late_p99_us", self.lateness(0.99)),
                 ],
             ),
             Request::Image(job) => response::run_image(self.scratch, &job, Some(self.worker)),
@@ -171,10 +173,18 @@ impl Session<'_> {
                 );
                 // A blocking database driver does exactly this: the thread
                 // waits, and serves no one else meanwhile.
+                let due = Instant::now() + delay;
                 thread::sleep(delay);
+                self.shared.lateness.record(due, Instant::now());
                 response::db(id, shared::db::value(id))
             }
         })
+    }
+
+    /// A quantile of how late sleeps for database queries returned, in µs.
+    fn lateness(&self, quantile: f64) -> u64 {
+        let all = std::iter::once(&self.shared.lateness);
+        Lateness::quantile_micros(all, quantile).unwrap_or(0)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -31,7 +31,7 @@ use std::time::Duration;
 use shared::cli::CommonConfig;
 use shared::image::ImageScratch;
 use shared::protocol::dialect;
-use shared::stats::Counters;
+use shared::stats::{Counters, Lateness};
 
 use crate::connection;
 use crate::pool::WorkerPool;
@@ -69,6 +69,9 @@ pub(crate) struct Connection {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) counters: Counters,
+    /// How late each worker's `thread::sleep` for a database query returns:
+    /// the sleeping thread's clock, to set beside the event loop's timers.
+    pub(crate) lateness: Lateness,
     /// A second handle on every open connection, so `shutdown` can end the
     /// blocking reads of the workers serving them.
     open: Mutex<HashMap<u64, TcpStream>>,
@@ -107,6 +110,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let shared = Arc::new(Shared {
         config: config.clone(),
         counters: Counters::default(),
+        lateness: Lateness::default(),
         open: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
