@@ -69,8 +69,19 @@ pub fn an_address_in_use_exits_1_with_one_line(binary: &str) {
 
 /// Threads that cannot be started (here: too little address space for
 /// their stacks) end the server with one clear line and exit code 1.
+///
+/// The limit must fail a thread's *stack*, never a small allocation: Rust
+/// aborts when `malloc` fails, and so does a thread that cannot map its
+/// signal stack. With the address space nearly full, which of those comes
+/// first was a race (the test failed about one run in five). So each stack
+/// is made 100 MB (`RUST_MIN_STACK`, the default of `thread::Builder`) and
+/// glibc keeps one heap for all threads (`MALLOC_ARENA_MAX=1`, no 64 MB
+/// reservation per thread): two threads start, the third stack does not
+/// fit, and tens of megabytes are left for everything else.
 pub fn thread_start_failure_exits_1_with_one_line(binary: &str, many_threads: &[&str]) {
     let out = Command::new("prlimit")
+        .env("RUST_MIN_STACK", "100000000")
+        .env("MALLOC_ARENA_MAX", "1")
         .args(["--as=300000000", binary, "--addr", "127.0.0.1:0"])
         .args(many_threads)
         .output()
