@@ -1,5 +1,6 @@
-//! A fixed pool of worker threads fed by a bounded queue: the whole of
-//! "parallelism" in this project is this file.
+//! A fixed pool of worker threads fed by a bounded queue: the thread pool
+//! server's parallelism is this file. (The event loop's `--loops N` is the
+//! other way to use every core: a loop per core, no queue between them.)
 //!
 //! ```text
 //!   submitter ──try_submit──▶ [ bounded queue ] ──▶ worker 0 ─ job, job, ...
@@ -8,27 +9,29 @@
 //!                         full? the job comes back to the submitter
 //! ```
 //!
-//! - The number of threads is fixed when the pool starts. Parallelism is
-//!   bounded by cores, so more threads than cores only adds switching; a
-//!   fixed count also bounds memory, whatever the load.
+//! - The number of threads is fixed when the pool starts. For computing,
+//!   parallelism is bounded by cores, so more threads than cores only adds
+//!   switching; threads that mostly block (a thread per connection, asleep
+//!   on a database) are the other case, paid for in memory and switches. A
+//!   fixed count bounds memory, whatever the load.
 //! - The queue is bounded too, and [`WorkerPool::try_submit`] never blocks:
 //!   when every worker is busy and the queue is full, the caller gets its job
 //!   back and decides what to do (the server answers `ERR busy`). An
 //!   unbounded queue would turn overload into unbounded memory and latency.
-//! - "Busy" is counted, not guessed from the queue: a job is taken while
-//!   fewer than `workers + queue` jobs are running or waiting. How full the
-//!   queue happens to be is no proof that the workers are busy: idle workers
-//!   take jobs one at a time, each after a thread wake-up, so a burst of 128
-//!   connections could overflow a queue of 64 in front of 128 idle workers.
+//! - "Busy" is counted, not guessed from the queue: `try_submit` accepts a
+//!   job while fewer than `workers + queue` jobs are running or waiting.
+//!   The queue's length alone would mislead: idle workers take jobs one at
+//!   a time, each after a thread wake-up, so 128 connections arriving at
+//!   once could fill a queue of 64 before any of 128 idle workers woke.
 //! - The queue is a `VecDeque` under a `Mutex`, and idle workers wait on a
 //!   `Condvar`: a job wakes exactly one of them. (The Rust Book's pool
 //!   shares an `mpsc::Receiver` under a mutex instead. There, one idle
 //!   worker waits in `recv` holding the lock and the others wait for the
 //!   lock, so every job costs two wake-ups: the worker that takes it, and
 //!   the next one that takes the lock to wait. For a connection served for
-//!   seconds that is nothing; for an offloaded 1 ms image it was a tenth of
-//!   the throughput.)
-//! - Each worker owns a `S` (its scratch buffers) for its whole life, so jobs
+//!   seconds that is nothing; for an offloaded 1 ms image it cost about a
+//!   tenth of the throughput.)
+//! - Each worker owns a state `S` (its scratch buffers) for its whole life, so jobs
 //!   reuse memory and no lock is held while a job runs. The lock is held
 //!   only to push or pop a job.
 //! - A job that panics is caught: the worker logs one line and takes the
