@@ -272,3 +272,7 @@ mod tests {
         pool.shutdown();
     }
 }
+
+#[cfg(test)]
+#[path = "pool_model.rs"]
+mod model;
