@@ -2,14 +2,16 @@
 //! throughput of the waiting workload at a few levels of concurrency.
 //!
 //! Round trips show the fixed cost of each model (a worker's blocking read
-//! versus a trip through the poll loop). The throughput group drives the
+//! versus a trip through the poll loop), in the line protocol and, for
+//! `PING`, in HTTP/1.1 on the same port (`http_get_ping`: what parsing a
+//! request head and writing a status line and headers add). The throughput group drives the
 //! load generator through `iter_custom`: one criterion "iteration" is one
 //! `DB {i} 10` answered, so criterion's elem/s is requests per second.
 //! Here the pool gets one worker per client, its best case for waiting; the
 //! `wait` scenario of `cargo run --release` shows the default pool instead.
 //! At 128 clients the loop also runs with `--loops 2` (`event_loop_x2`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -27,9 +29,6 @@ impl Server {
         if model == "thread_pool" {
             let mut config = thread_pool_server::Config::new(addr);
             config.workers = workers;
-            // Room in the queue for every client while the workers start
-            // taking connections, so none is turned away as busy.
-            config.queue = workers;
             Server::Pool(thread_pool_server::start(config).expect("pool starts"))
         } else {
             let mut config = event_loop_server::Config::new(addr);
@@ -73,28 +72,57 @@ fn round_trip(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1));
     for model in MODELS {
         let server = Server::start(model, 2);
-        let stream = TcpStream::connect(server.addr()).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
         let mut line = String::new();
         for (name, request) in [
             ("ping", "PING\n"),
             ("image_blur_64", "IMAGE blur 64 64 1\n"),
             ("db_0ms", "DB 0 0\n"),
+            (
+                "http_get_ping",
+                "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+            ),
         ] {
+            // A connection per request kind: a connection keeps the
+            // dialect its first bytes chose.
+            let stream = TcpStream::connect(server.addr()).unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let http = request.starts_with("GET ");
             group.bench_function(BenchmarkId::new(name, model), |b| {
                 b.iter(|| {
                     writer.write_all(request.as_bytes()).unwrap();
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
+                    if http {
+                        read_http_response(&mut reader, &mut line);
+                    } else {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                    }
                 })
             });
         }
-        drop((writer, reader));
         server.stop();
     }
     group.finish();
+}
+
+/// Reads one response: the head up to its blank line, then a body of
+/// `Content-Length` bytes (every answer of these servers has one).
+fn read_http_response(reader: &mut BufReader<TcpStream>, line: &mut String) {
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
 }
 
 fn waiting_throughput(c: &mut Criterion) {
