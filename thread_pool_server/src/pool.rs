@@ -24,7 +24,8 @@
 //!   a time, each after a thread wake-up, so 128 connections arriving at
 //!   once could fill a queue of 64 before any of 128 idle workers woke.
 //! - The queue is a `VecDeque` under a `Mutex`, and idle workers wait on a
-//!   `Condvar`: a job wakes exactly one of them. (The Rust Book's pool
+//!   `Condvar`: a job wakes at most one of them (none, if a worker just
+//!   done with its last job takes it first). (The Rust Book's pool
 //!   shares an `mpsc::Receiver` under a mutex instead. There, one idle
 //!   worker waits in `recv` holding the lock and the others wait for the
 //!   lock, so every job costs two wake-ups: the worker that takes it, and
@@ -33,9 +34,10 @@
 //!   tenth of the throughput.)
 //! - Each worker owns a state `S` (its scratch buffers) for its whole life, so jobs
 //!   reuse memory and no lock is held while a job runs. The lock is held
-//!   only to push or pop a job.
-//! - A job that panics is caught: the worker logs one line and takes the
-//!   next job, so a bug in one request never shrinks the pool.
+//!   only to push or pop a job, or to mark the queue closed.
+//! - A job that panics is caught: the panic hook prints its one line and
+//!   the worker takes the next job, so a bug in one request never shrinks
+//!   the pool.
 //!
 //! The event loop server reuses this pool for its offload mode.
 
