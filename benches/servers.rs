@@ -16,6 +16,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parallel_vs_async::http;
 use parallel_vs_async::loadgen::{self, LoadSpec, Workload};
 
 enum Server {
@@ -73,14 +74,13 @@ fn round_trip(c: &mut Criterion) {
     for model in MODELS {
         let server = Server::start(model, 2);
         let mut line = String::new();
+        let mut pending = Vec::new();
+        let http_ping = http::get("/ping");
         for (name, request) in [
             ("ping", "PING\n"),
             ("image_blur_64", "IMAGE blur 64 64 1\n"),
             ("db_0ms", "DB 0 0\n"),
-            (
-                "http_get_ping",
-                "GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            ),
+            ("http_get_ping", http_ping.as_str()),
         ] {
             // A connection per request kind: a connection keeps the
             // dialect its first bytes chose.
@@ -93,7 +93,7 @@ fn round_trip(c: &mut Criterion) {
                 b.iter(|| {
                     writer.write_all(request.as_bytes()).unwrap();
                     if http {
-                        read_http_response(&mut reader, &mut line);
+                        read_http_response(&mut reader, &mut pending);
                     } else {
                         line.clear();
                         reader.read_line(&mut line).unwrap();
@@ -106,23 +106,19 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-/// Reads one response: the head up to its blank line, then a body of
-/// `Content-Length` bytes (every answer of these servers has one).
-fn read_http_response(reader: &mut BufReader<TcpStream>, line: &mut String) {
-    let mut length = 0;
+/// Reads one response, framed by the load generator's own parser
+/// (`src/http.rs`); what arrives after it stays in `pending`.
+fn read_http_response(reader: &mut impl Read, pending: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
     loop {
-        line.clear();
-        reader.read_line(line).unwrap();
-        if line == "\r\n" {
-            break;
+        if let Some((_, used)) = http::parse_response(pending).expect("a framed response") {
+            pending.drain(..used);
+            return;
         }
-        let lower = line.to_ascii_lowercase();
-        if let Some(value) = lower.strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
+        let n = reader.read(&mut chunk).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        pending.extend_from_slice(&chunk[..n]);
     }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).unwrap();
 }
 
 fn waiting_throughput(c: &mut Criterion) {

@@ -319,12 +319,15 @@ fn drive(
         return;
     };
     let mut answers = Vec::new();
-    let input = Input {
-        inbuf: &mut client.inbuf,
+    let inbuf = &mut client.inbuf;
+    let alive = read_answers(
+        stream,
+        inbuf,
         chunk,
         until,
-    };
-    let alive = read_answers(stream, input, spec.workload.framing(), &mut answers);
+        spec.workload.framing(),
+        &mut answers,
+    );
     for answer in answers {
         let Some((i, sent)) = client.outstanding.pop_front() else {
             tally.errors += 1; // an answer nobody asked for
@@ -364,28 +367,18 @@ fn drive(
     }
 }
 
-/// Where a client's bytes go, and how far to read.
-struct Input<'a> {
-    /// Bytes read and not yet framed: this client's own.
-    inbuf: &'a mut Vec<u8>,
-    /// The one read buffer, shared by every client.
-    chunk: &'a mut [u8],
-    until: ReadUntil,
-}
-
-/// Reads what has arrived and frames it; returns `false` once the server
-/// has closed, the connection broke, or an answer could not be framed.
+/// Reads what has arrived into this client's `inbuf` (through `chunk`, the
+/// one read buffer every client shares) and frames it; returns `false` once
+/// the server has closed, the connection broke, or an answer could not be
+/// framed.
 fn read_answers(
     stream: &mut TcpStream,
-    input: Input<'_>,
+    inbuf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    until: ReadUntil,
     framing: Framing,
     answers: &mut Vec<Answer>,
 ) -> bool {
-    let Input {
-        inbuf,
-        chunk,
-        until,
-    } = input;
     let mut open = true;
     loop {
         match stream.read(chunk) {

@@ -176,9 +176,8 @@ on_both_servers! {
             .skip(2)
             .filter_map(|field| field.split_once('='))
             .map(|(key, _)| {
-                let digits: &[char] = &['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
                 match key.strip_prefix("loop").and_then(|rest| rest.strip_suffix("_connections")) {
-                    Some(n) if !n.is_empty() && n.trim_matches(digits).is_empty() => "loopN_connections".to_string(),
+                    Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => "loopN_connections".to_string(),
                     _ => key.to_string(),
                 }
             })

@@ -131,8 +131,9 @@ impl<J: Send + 'static> WorkerPool<J> {
         Ok(pool)
     }
 
-    /// Queues `job` unless every worker is busy and the queue is full (or
-    /// the pool is shutting down), in which case the job comes back unrun.
+    /// Queues `job` unless every worker is busy and the queue is full, in
+    /// which case the job comes back unrun. (No job can arrive during
+    /// shutdown: `shutdown` and `drop` take the pool itself.)
     pub fn try_submit(&self, job: J) -> Result<(), J> {
         let room = self.room;
         let admitted =
@@ -145,11 +146,6 @@ impl<J: Send + 'static> WorkerPool<J> {
             return Err(job);
         }
         let mut queue = self.shared.lock();
-        if queue.closed {
-            drop(queue);
-            self.shared.unfinished.fetch_sub(1, Ordering::AcqRel);
-            return Err(job);
-        }
         queue.jobs.push_back(job);
         self.queued.fetch_add(1, Ordering::Relaxed);
         drop(queue);
