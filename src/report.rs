@@ -191,6 +191,9 @@ RSS: pages resident in the server process, from before any server thread started
   same span, so other work on the machine moves it too.
 event loop x N: --loops N, N independent loops on N threads, loop 0 accepting for all; with
   '+ N offload', image jobs run on one shared pool of N threads instead of inline.
+load: one load-generator thread on the same machine. It takes answers and sends the next
+  requests one after another, which bunches arrivals; at tens to hundreds of clients that
+  costs the one-thread loop most (docs/RESULTS.md, timer lateness, split over two generators).
 ";
 
 fn find(rows: &[Row], scenario: Scenario, pick: impl Fn(Setup) -> bool) -> Option<&Row> {
