@@ -6,26 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{assert_response, start, Model};
-
-/// The contract's request/response pairs, copied from `../shared/` into
-/// `tests/data/` so the tests never read outside the repository.
-fn vectors() -> Vec<(String, String)> {
-    let text = include_str!("data/protocol-vectors.txt");
-    let mut pairs = Vec::new();
-    let mut request = None;
-    for line in text.lines() {
-        if let Some(sent) = line.strip_prefix("> ") {
-            request = Some(sent.to_string());
-        } else if let Some(expected) = line.strip_prefix("< ") {
-            pairs.push((
-                request.take().expect("a request before each response"),
-                expected.to_string(),
-            ));
-        }
-    }
-    pairs
-}
+use support::{assert_response, start, vectors, Model};
 
 on_both_servers! {
     fn every_contract_vector(model) {

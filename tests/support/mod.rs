@@ -166,6 +166,25 @@ impl Client {
     }
 }
 
+/// The contract's request/response pairs, copied from `../shared/` into
+/// `tests/data/` so the tests never read outside the repository.
+pub fn vectors() -> Vec<(String, String)> {
+    let text = include_str!("../data/protocol-vectors.txt");
+    let mut pairs = Vec::new();
+    let mut request = None;
+    for line in text.lines() {
+        if let Some(sent) = line.strip_prefix("> ") {
+            request = Some(sent.to_string());
+        } else if let Some(expected) = line.strip_prefix("< ") {
+            pairs.push((
+                request.take().expect("a request before each response"),
+                expected.to_string(),
+            ));
+        }
+    }
+    pairs
+}
+
 /// Asserts `response` is `expected` or `expected` followed by further
 /// ` key=value` fields, which the contract allows.
 pub fn assert_response(response: &str, expected: &str) {
