@@ -4,11 +4,18 @@
 //! clients (the sweep, log scales, so 10 and 5,000 clients both show), and
 //! jobs/s on CPU work per set-up. A crossover is easier to see than to read
 //! out of sixteen table rows.
+//!
+//! The `latency` scenario gets a picture of its own,
+//! `target/compare/latency.svg`: p99 (solid) and p50 (thin) against the
+//! offered rate, one panel for waiting work and one for CPU work, where
+//! each model's hockey stick turns up at its capacity.
 
 use std::io;
 use std::path::PathBuf;
 
 use plotters::prelude::*;
+
+use crate::latency::Work;
 
 /// One set-up's sweep.
 pub struct Series {
@@ -28,6 +35,21 @@ pub struct ChartData {
     pub sweep: Vec<Series>,
     /// (set-up, jobs/s) on CPU work.
     pub cpu: Vec<(String, f64)>,
+    pub latency: Vec<LatencySeries>,
+}
+
+/// One set-up's latency at each offered rate.
+pub struct LatencySeries {
+    pub work: Work,
+    pub name: String,
+    pub points: Vec<LatencyPoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyPoint {
+    pub offered: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 const COLORS: [RGBColor; 6] = [
@@ -41,18 +63,18 @@ const COLORS: [RGBColor; 6] = [
 
 /// Where the chart goes: `target/compare/` beside the running binary
 /// (`target/release/...`), or under `./target` if that cannot be found.
-fn chart_path() -> PathBuf {
+fn chart_path(name: &str) -> PathBuf {
     let target = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
         .filter(|dir| dir.file_name().is_some_and(|name| name == "target"))
         .unwrap_or_else(|| PathBuf::from("target"));
-    target.join("compare").join("chart.svg")
+    target.join("compare").join(name)
 }
 
 /// Draws the chart and returns its path.
 pub fn write(data: &ChartData) -> io::Result<PathBuf> {
-    let path = chart_path();
+    let path = chart_path("chart.svg");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -175,5 +197,95 @@ fn cpu_panel(area: &Panel, cpu: &[(String, f64)]) -> DrawResult {
             style,
         )))?;
     }
+    Ok(())
+}
+
+/// Draws the latency chart, if the run had a latency scenario, and returns
+/// its path.
+pub fn write_latency(data: &ChartData) -> io::Result<Option<PathBuf>> {
+    if data.latency.is_empty() {
+        return Ok(None);
+    }
+    let path = chart_path("latency.svg");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    draw_latency(&path, data).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(Some(path))
+}
+
+fn draw_latency(path: &PathBuf, data: &ChartData) -> DrawResult {
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 2));
+    let titles = [
+        (Work::Waiting, "latency ms against offered req/s, DB {i} 10"),
+        (
+            Work::Cpu,
+            "latency ms against offered req/s, IMAGE blur 512",
+        ),
+    ];
+    for (panel, (work, title)) in panels.iter().zip(titles) {
+        let series: Vec<&LatencySeries> = data.latency.iter().filter(|s| s.work == work).collect();
+        latency_panel(panel, &series, title)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn latency_panel(area: &Panel, series: &[&LatencySeries], title: &str) -> DrawResult {
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let (min_x, max_x) = points().fold((f64::MAX, 1.0f64), |(lo, hi), p| {
+        (lo.min(p.offered), hi.max(p.offered))
+    });
+    let values: Vec<f64> = points()
+        .flat_map(|p| [p.p50_ms, p.p99_ms])
+        .flatten()
+        .map(|ms| ms.max(0.01))
+        .collect();
+    let low = values.iter().copied().fold(f64::MAX, f64::min).min(1.0);
+    let high = values.iter().copied().fold(1.0, f64::max) * 2.0;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (min_x.min(max_x) * 0.7..max_x * 1.4).log_scale(),
+            (low * 0.5..high).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("offered req/s")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| match *y {
+            y if y >= 10.0 => format!("{y:.0}"),
+            y => format!("{y:.1}"),
+        })
+        .draw()?;
+    for (series, color) in series.iter().zip(COLORS.iter().cycle()) {
+        let line = |pick: fn(&LatencyPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+            series
+                .points
+                .iter()
+                .filter_map(|p| pick(p).map(|ms| (p.offered, ms.max(0.01))))
+                .collect()
+        };
+        let p99 = line(|p| p.p99_ms);
+        chart
+            .draw_series(LineSeries::new(p99.clone(), color.stroke_width(2)))?
+            .label(format!("{} p99", series.name))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart.draw_series(p99.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        chart.draw_series(LineSeries::new(line(|p| p.p50_ms), color.stroke_width(1)))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::latency;
 use crate::loadgen::{self, LoadReport, LoadSpec, Workload};
+use crate::placement::Placement;
 pub use crate::procstat::rss_bytes;
 use crate::procstat::{self, CpuSample};
 use crate::report::{self, Memory, Row, Scenario};
@@ -63,6 +65,36 @@ The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
 Writes a chart to target/compare/chart.svg (req/s and p99 over the sweep,
 jobs/s on CPU work) and prints its path.
 ";
+
+/// What every run of one comparison shares: where each side runs, and how
+/// many generator threads load the server.
+pub struct Harness {
+    pub placement: Placement,
+}
+
+impl Harness {
+    /// Starts a server process for `setup`, with room for `clients`, on
+    /// the server's cores.
+    pub fn start(&self, setup: Setup, clients: usize) -> io::Result<ServerProcess> {
+        let mut args = self.placement.serve_args();
+        args.extend(setup.serve_args(clients));
+        ServerProcess::start(&args)
+    }
+
+    /// A load spec with the generator's threads (never more than clients).
+    pub fn spec(
+        &self,
+        server: &ServerProcess,
+        clients: usize,
+        workload: Workload,
+        duration: Duration,
+    ) -> LoadSpec {
+        LoadSpec {
+            threads: self.placement.generator_threads().min(clients),
+            ..LoadSpec::new(server.addr, clients, workload, duration)
+        }
+    }
+}
 
 /// Client counts of the sweep. `--quick` stops at 1,000: 5,000 threads
 /// take seconds to start, connect and tear down, more than the run itself.
@@ -190,7 +222,12 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
 }
 
 fn run(options: &Options) -> io::Result<()> {
-    let cores = num_cpus::get();
+    let placement = Placement::for_cores(crate::os::allowed_cores());
+    // Before any load thread or server process exists, so all inherit it.
+    placement.pin_generator()?;
+    let cores = placement.server_cores().len().max(1);
+    let harness = Harness { placement };
+    let h = &harness;
     let limit = loadgen::raise_open_file_limit();
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -222,7 +259,7 @@ fn run(options: &Options) -> io::Result<()> {
                 "cpu: {cores} clients of IMAGE blur 512 512 on {}",
                 setup.label()
             ));
-            rows.push(measured(Scenario::Cpu, setup, cores, blur.clone(), d)?);
+            rows.push(measured(h, Scenario::Cpu, setup, cores, blur.clone(), d)?);
         }
     }
     if wants(Scenario::Wait) {
@@ -233,7 +270,7 @@ fn run(options: &Options) -> io::Result<()> {
                 setup.label()
             ));
             let db = db_workload(50, options.http);
-            rows.push(measured(Scenario::Wait, setup, clients, db, d)?);
+            rows.push(measured(h, Scenario::Wait, setup, clients, db, d)?);
         }
     }
     if wants(Scenario::Sweep) {
@@ -252,7 +289,7 @@ fn run(options: &Options) -> io::Result<()> {
                     setup.label()
                 ));
                 let db = db_workload(10, options.http);
-                rows.push(measured(Scenario::Sweep, setup, clients, db, point)?);
+                rows.push(measured(h, Scenario::Sweep, setup, clients, db, point)?);
             }
         }
     }
@@ -274,7 +311,7 @@ fn run(options: &Options) -> io::Result<()> {
             ));
             // Quick: half a second of PINGs is still hundreds of them.
             let pings = if options.quick { d / 2 } else { d };
-            rows.push(fairness(setup, cores, pings)?);
+            rows.push(fairness(h, setup, cores, pings)?);
         }
     }
     if wants(Scenario::Memory) {
@@ -293,20 +330,34 @@ fn run(options: &Options) -> io::Result<()> {
                 "memory: {connections} idle connections on {}",
                 setup.label()
             ));
-            rows.push(idle_memory(setup, connections)?);
+            rows.push(idle_memory(h, setup, connections)?);
         }
     }
+    let mut job_secs = None;
+    if wants(Scenario::Latency) {
+        let run = latency::run(h, cores, options.quick, &|text| progress(text))?;
+        job_secs = Some(run.job_secs);
+        rows.extend(run.rows);
+    }
     progress(format!("done in {:.0} s", started.elapsed().as_secs_f64()));
-    let chart = crate::chart::write(&report::chart_data(&rows));
+    let data = report::chart_data(&rows);
+    let chart = crate::chart::write(&data);
+    let latency_chart = crate::chart::write_latency(&data);
     if options.json {
         println!("{}", report::to_json(&rows));
     } else {
-        print!("{}", report::table(&rows));
+        print!("{}", report::table(&rows, &harness.placement));
         print!("{}", report::reading(&rows, cores));
+        print!("{}", latency::reading(&rows, cores, job_secs));
     }
     match chart {
         Ok(path) => eprintln!("chart: {}", path.display()),
         Err(e) => eprintln!("parallel_vs_async: no chart: {e}"),
+    }
+    match latency_chart {
+        Ok(Some(path)) => eprintln!("latency chart: {}", path.display()),
+        Ok(None) => {}
+        Err(e) => eprintln!("parallel_vs_async: no latency chart: {e}"),
     }
     Ok(())
 }
@@ -333,17 +384,18 @@ fn grace(duration: Duration) -> Duration {
 /// One load against one server process, with the server's CPU time and
 /// context switches over it (connecting included).
 fn measured(
+    harness: &Harness,
     scenario: Scenario,
     setup: Setup,
     clients: usize,
     workload: Workload,
     duration: Duration,
 ) -> io::Result<Row> {
-    let server = ServerProcess::start(&setup.serve_args(clients))?;
+    let server = harness.start(setup, clients)?;
     let before = CpuSample::read(server.pid())?;
     let spec = LoadSpec {
         grace: grace(duration),
-        ..LoadSpec::new(server.addr, clients, workload, duration)
+        ..harness.spec(&server, clients, workload, duration)
     };
     let report = loadgen::run(&spec)?;
     let cost = CpuSample::read(server.pid())?.since(before);
@@ -354,17 +406,16 @@ fn measured(
 }
 
 /// PING latency from 4 clients while `cores` others keep big blurs running.
-fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
-    let server = ServerProcess::start(&setup.serve_args(cores + 4))?;
-    let addr = server.addr;
+fn fairness(harness: &Harness, setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
+    let server = harness.start(setup, cores + 4)?;
     let ping_grace = Duration::from_millis(300);
     // The image load runs until the PING run and its grace period are
     // over, so every PING is measured while the image jobs are running.
     let stop = Arc::new(AtomicBool::new(false));
     let image_spec = LoadSpec {
         stop: Some(Arc::clone(&stop)),
-        ..LoadSpec::new(
-            addr,
+        ..harness.spec(
+            &server,
             cores,
             Workload::Blur { side: 2048 },
             duration + Duration::from_secs(60),
@@ -375,7 +426,7 @@ fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
     std::thread::sleep(Duration::from_millis(100));
     let spec = LoadSpec {
         grace: ping_grace,
-        ..LoadSpec::new(addr, 4, Workload::Ping, duration)
+        ..harness.spec(&server, 4, Workload::Ping, duration)
     };
     let pings = loadgen::run(&spec);
     stop.store(true, Ordering::Relaxed);
@@ -396,8 +447,8 @@ fn fairness(setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
 /// Resident memory per idle connection: the server process's RSS before
 /// any server thread started, once the server runs, and after
 /// `connections` clients connected and each got one answer.
-fn idle_memory(setup: Setup, connections: usize) -> io::Result<Row> {
-    let server = ServerProcess::start(&setup.serve_args(connections))?;
+fn idle_memory(harness: &Harness, setup: Setup, connections: usize) -> io::Result<Row> {
+    let server = harness.start(setup, connections)?;
     // The pool has started its threads; give them a moment to run.
     std::thread::sleep(Duration::from_millis(300));
     let running = procstat::rss_bytes(server.pid())?;

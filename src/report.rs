@@ -6,8 +6,10 @@
 
 use std::fmt::Write as _;
 
-use crate::chart::{ChartData, Point, Series};
+use crate::chart::{ChartData, LatencyPoint, LatencySeries, Point, Series};
+use crate::latency::Work;
 use crate::loadgen::LoadReport;
+use crate::placement::Placement;
 use crate::procstat::CpuSample;
 use crate::setup::Setup;
 
@@ -18,15 +20,17 @@ pub enum Scenario {
     Sweep,
     Fair,
     Memory,
+    Latency,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Cpu,
         Scenario::Wait,
         Scenario::Sweep,
         Scenario::Fair,
         Scenario::Memory,
+        Scenario::Latency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Scenario {
             Scenario::Sweep => "sweep",
             Scenario::Fair => "fair",
             Scenario::Memory => "memory",
+            Scenario::Latency => "latency",
         }
     }
 
@@ -65,6 +70,8 @@ pub struct Row {
     /// The server process's CPU time and context switches over the load.
     pub cost: Option<CpuSample>,
     pub memory: Option<Memory>,
+    /// Latency rows: waiting or CPU work.
+    pub work: Option<Work>,
     pub note: String,
 }
 
@@ -82,20 +89,26 @@ impl Row {
             report,
             cost: None,
             memory: None,
+            work: None,
             note: String::new(),
         }
     }
 
-    fn rps(&self) -> Option<f64> {
+    pub fn rps(&self) -> Option<f64> {
         self.report.as_ref().map(LoadReport::requests_per_sec)
     }
 
-    fn p99(&self) -> Option<f64> {
+    pub fn p99(&self) -> Option<f64> {
         self.report.as_ref().and_then(|r| r.latency_ms(0.99))
     }
 
+    /// The rate an open-loop row offered.
+    pub fn offered(&self) -> Option<f64> {
+        self.report.as_ref().and_then(|r| r.asked_rate)
+    }
+
     /// CPU microseconds, voluntary and nonvoluntary switches, per answer.
-    fn per_answer(&self) -> Option<(f64, f64, f64)> {
+    pub fn per_answer(&self) -> Option<(f64, f64, f64)> {
         let answered = self.report.as_ref()?.answered;
         let cost = self.cost?;
         // Under 2 clock ticks of CPU in all, the figure is mostly rounding.
@@ -124,7 +137,7 @@ fn num(value: Option<f64>, decimals: usize) -> String {
     value.map_or("-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
-pub fn table(rows: &[Row]) -> String {
+pub fn table(rows: &[Row], placement: &Placement) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -147,6 +160,18 @@ pub fn table(rows: &[Row]) -> String {
         let starved = r.map(|r| r.starved_clients.to_string());
         let per = row.per_answer();
         let mut note = row.note.clone();
+        if let Some(rate) = row.offered() {
+            note = join(&format!("offered {rate:.0} req/s"), &note);
+        }
+        if let Some(busiest) = r
+            .filter(|r| r.generator_saturated())
+            .map(|r| r.generator.busiest)
+        {
+            note = join(
+                &note,
+                &format!("generator busy {:.0}% (!)", busiest * 100.0),
+            );
+        }
         if let Some(m) = row.memory {
             note = format!(
                 "RSS {:.0} B/conn ({:.0} before any client), KernelStack {} B/conn",
@@ -172,7 +197,17 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     out.push_str(FOOTNOTES);
+    let _ = writeln!(out, "{}", placement.describe());
     out
+}
+
+/// Two notes in one cell, either possibly empty.
+fn join(first: &str, second: &str) -> String {
+    match (first.is_empty(), second.is_empty()) {
+        (_, true) => first.to_string(),
+        (true, false) => second.to_string(),
+        (false, false) => format!("{first}, {second}"),
+    }
 }
 
 const FOOTNOTES: &str = "
@@ -191,9 +226,11 @@ RSS: pages resident in the server process, from before any server thread started
   same span, so other work on the machine moves it too.
 event loop x N: --loops N, N independent loops on N threads, loop 0 accepting for all; with
   '+ N offload', image jobs run on one shared pool of N threads instead of inline.
-load: one load-generator thread on the same machine. It takes answers and sends the next
-  requests one after another, which bunches arrivals; at tens to hundreds of clients that
-  costs the one-thread loop most (docs/RESULTS.md, timer lateness, split over two generators).
+load: a closed loop (each client sends again when its answer is back), except latency rows:
+  an open loop at the offered rate (loadgen --rate), each latency counted from when its
+  request was due, so a server that falls behind shows in p50/p99; req/s there is achieved.
+(!): a load-generator thread was busy over 90% of the run (outside poll), so the generator
+  may have set that number rather than the server.
 ";
 
 fn find(rows: &[Row], scenario: Scenario, pick: impl Fn(Setup) -> bool) -> Option<&Row> {
@@ -294,7 +331,8 @@ pub fn to_json(rows: &[Row]) -> String {
                  \"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"answered\":{},\"errors\":{},\"unanswered\":{},\
                  \"starved_clients\":{},\"cpu_us_per_request\":{},\"voluntary_switches_per_request\":{},\
                  \"nonvoluntary_switches_per_request\":{},\"bytes_per_connection\":{},\
-                 \"bytes_per_connection_before_clients\":{},\"kernel_stack_bytes_per_connection\":{},\"note\":\"{}\"}}",
+                 \"bytes_per_connection_before_clients\":{},\"kernel_stack_bytes_per_connection\":{},\"offered_rate\":{},\
+                 \"generator_threads\":{},\"generator_cpu_us_per_request\":{},\"generator_busiest\":{},\"note\":\"{}\"}}",
                 row.scenario.name(),
                 row.setup.label(),
                 row.clients,
@@ -313,6 +351,10 @@ pub fn to_json(rows: &[Row]) -> String {
                 n(m.map(|m| m.rss_per_connection)),
                 n(m.map(|m| m.rss_per_connection_before_clients)),
                 n(m.and_then(|m| m.kernel_stack_per_connection)),
+                n(row.offered()),
+                r.map_or(0, |r| r.generator.threads),
+                n(r.and_then(LoadReport::generator_cpu_us_per_request)),
+                n(r.map(|r| r.generator.busiest)),
                 row.note,
             )
         })
@@ -343,5 +385,32 @@ pub fn chart_data(rows: &[Row]) -> ChartData {
         .filter(|r| r.scenario == Scenario::Cpu)
         .map(|r| (r.setup.label(), r.rps().unwrap_or(0.0)))
         .collect();
-    ChartData { sweep, cpu }
+    let mut latency: Vec<LatencySeries> = Vec::new();
+    for row in rows.iter().filter(|r| r.scenario == Scenario::Latency) {
+        let (Some(work), Some(offered)) = (row.work, row.offered()) else {
+            continue;
+        };
+        let name = row.setup.label();
+        let point = LatencyPoint {
+            offered,
+            p50_ms: row.report.as_ref().and_then(|r| r.latency_ms(0.5)),
+            p99_ms: row.p99(),
+        };
+        match latency
+            .iter_mut()
+            .find(|s| s.work == work && s.name == name)
+        {
+            Some(series) => series.points.push(point),
+            None => latency.push(LatencySeries {
+                work,
+                name,
+                points: vec![point],
+            }),
+        }
+    }
+    ChartData {
+        sweep,
+        cpu,
+        latency,
+    }
 }

@@ -108,8 +108,24 @@ fn parse_baseline(line: &str) -> Option<Baseline> {
     })
 }
 
-/// The child's side: report the baseline, then be the server.
+/// The child's side: pin itself to `--cores LIST` if given (before any
+/// server thread exists, so every one inherits it), report the baseline,
+/// then be the server.
 pub fn serve(args: &[OsString]) -> ExitCode {
+    let mut args = args;
+    if args.first().is_some_and(|a| a == "--cores") {
+        let list = args.get(1).and_then(|a| a.to_str()).unwrap_or_default();
+        let pinned = crate::os::parse_cores(list)
+            .ok_or_else(|| format!("--cores takes a list such as 0-7, not '{list}'"))
+            .and_then(|cores| {
+                crate::os::pin_to(&cores).map_err(|e| format!("--cores {list}: {e}"))
+            });
+        if let Err(reason) = pinned {
+            eprintln!("parallel_vs_async: {reason}");
+            return ExitCode::from(2);
+        }
+        args = &args[2..];
+    }
     let rss = procstat::rss_bytes(std::process::id()).unwrap_or(0);
     let kernel_stack =
         procstat::kernel_stack_bytes().map_or("-".to_string(), |bytes| bytes.to_string());

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use parallel_vs_async::loadgen::{self, LoadReport, LoadSpec, Workload};
+use parallel_vs_async::loadgen::{self, Arrivals, Connect, LoadReport, LoadSpec, Workload};
 
 const USAGE: &str = "\
-A closed-loop load generator: each client sends a request (or N pipelined),
-waits for the answers, and sends again. Every client connects before the
-clock starts.
+A load generator. Closed loop (the default): each client sends a request (or N
+pipelined), waits for the answers, and sends again. Open loop (--rate): requests
+leave on a fixed schedule whatever has come back, and latency counts from when
+each was due. Every client connects before the clock starts, unless --connect burst.
 
 Usage: loadgen [FLAGS]
 
@@ -25,6 +26,13 @@ Flags:
   --duration SECS      seconds of sending, 1 to 3600 [5]; answers may arrive up to 3 s later
   --pipeline N         requests each client sends before waiting, 1 to 1000 [1]
   --max-requests N     stop sending after N requests in all [no limit]
+  --threads N          generator threads, each with its own poll and share of the
+                       clients, 1 to 1024 [half the cores this process may use, at least 1]
+  --rate R             open loop: R requests/s over all clients, pipelined on a connection
+                       when answers are slow; latency from each request's due time [closed loop]
+  --connect MODE       paced: all connected before the clock starts, never overflowing the
+                       server's accept queue; burst: all at once, latency from the first
+                       connect [paced]
   --http               HTTP/1.1 keep-alive GETs (Host: 127.0.0.1); 2xx counts as answered
   --json               print one JSON object instead of one line
   -h, --help           print this and exit
@@ -32,6 +40,9 @@ Flags:
 Output: req/s (answered requests over the time to the last answer), p50 and p99
 latency in ms, errors (wrong or ERR answers, non-2xx statuses, requests lost with
 their connection, and requests unanswered at the end), answered.
+In an open loop, req/s is the achieved rate, printed beside the asked one in --json.
+A warning goes to stderr when a generator thread was busy over 90% of the run:
+the number may then be the generator's limit, not the server's.
 Exit status: 0 after a run, 1 if no client could connect, 2 on a bad flag.
 ";
 
@@ -70,6 +81,9 @@ fn main() -> ExitCode {
         eprintln!("loadgen: could not connect to {}", options.spec.addr);
         return ExitCode::FAILURE;
     }
+    if let Some(warning) = report.saturation_warning() {
+        eprintln!("loadgen: {warning}");
+    }
     if options.json {
         println!("{}", json(&options.spec, &report));
     } else {
@@ -89,6 +103,9 @@ fn parse(args: impl Iterator<Item = String>) -> ParseOutcome {
 fn parse_flags(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
     let mut addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 7879));
     let (mut clients, mut duration, mut pipeline) = (100u64, 5u64, 1u64);
+    let mut threads = None;
+    let mut arrivals = Arrivals::Closed;
+    let mut connect = Connect::Paced;
     let mut max_requests = None;
     let mut request: Option<String> = None;
     let (mut http, mut json) = (false, false);
@@ -117,6 +134,27 @@ fn parse_flags(mut args: impl Iterator<Item = String>) -> Result<Option<Options>
                 let value = args.next().filter(|v| !v.trim().is_empty());
                 request = Some(value.ok_or("--request needs a request")?);
             }
+            "--threads" => threads = Some(number("--threads", args.next(), 1024)? as usize),
+            "--rate" => {
+                let value = args.next().unwrap_or_default();
+                let rate = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (1.0..=10_000_000.0).contains(r))
+                    .ok_or_else(|| {
+                        format!(
+                            "--rate needs requests per second from 1 to 10000000, not '{value}'"
+                        )
+                    })?;
+                arrivals = Arrivals::Open { rate };
+            }
+            "--connect" => {
+                connect = match args.next().as_deref() {
+                    Some("paced") => Connect::Paced,
+                    Some("burst") => Connect::Burst,
+                    _ => return Err("--connect takes paced or burst".to_string()),
+                }
+            }
             "--http" => http = true,
             "--json" => json = true,
             other => return Err(format!("unknown argument '{other}'")),
@@ -139,10 +177,14 @@ fn parse_flags(mut args: impl Iterator<Item = String>) -> Result<Option<Options>
         (false, Some(line)) => Workload::from_template(&line),
     };
     let duration = Duration::from_secs(duration);
+    let base = LoadSpec::new(addr, clients as usize, workload, duration);
     let spec = LoadSpec {
         pipeline: pipeline as usize,
         max_requests,
-        ..LoadSpec::new(addr, clients as usize, workload, duration)
+        threads: threads.unwrap_or(base.threads),
+        arrivals,
+        connect,
+        ..base
     };
     Ok(Some(Options { spec, json }))
 }
@@ -169,7 +211,10 @@ fn json(spec: &LoadSpec, report: &LoadReport) -> String {
     format!(
         "{{\"addr\":\"{}\",\"clients\":{},\"connected\":{},\"pipeline\":{},\"http\":{},\"requests_per_sec\":{:.3},\
          \"p50_ms\":{},\"p90_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"errors\":{},\"unanswered\":{},\"answered\":{},\
-         \"starved_clients\":{},\"elapsed_s\":{:.3},\"connect_s\":{:.3}}}",
+         \"starved_clients\":{},\"elapsed_s\":{:.3},\"connect_s\":{:.3},\"sent\":{},\"threads\":{},\
+         \"arrivals\":\"{}\",\"asked_rate\":{},\"achieved_rate\":{:.3},\"connect\":\"{}\",\
+         \"generator_cpu_s\":{:.3},\"generator_cpu_us_per_request\":{},\"generator_busiest\":{:.3},\
+         \"generator_saturated\":{}}}",
         spec.addr,
         spec.clients,
         report.connected,
@@ -186,6 +231,22 @@ fn json(spec: &LoadSpec, report: &LoadReport) -> String {
         report.starved_clients,
         report.elapsed.as_secs_f64(),
         report.connect_time.as_secs_f64(),
+        report.sent,
+        report.generator.threads,
+        match spec.arrivals {
+            Arrivals::Closed => "closed",
+            Arrivals::Open { .. } => "open",
+        },
+        n(report.asked_rate),
+        report.requests_per_sec(),
+        match spec.connect {
+            Connect::Paced => "paced",
+            Connect::Burst => "burst",
+        },
+        report.generator.cpu_secs,
+        n(report.generator_cpu_us_per_request()),
+        report.generator.busiest,
+        report.generator_saturated(),
     )
 }
 
@@ -223,6 +284,14 @@ mod tests {
             panic!("should parse");
         };
         assert!(matches!(options.spec.workload, Workload::Http { .. }));
+        let ParseOutcome::Run(options) =
+            parsed(&["--threads", "3", "--rate", "2500", "--connect", "burst"])
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(options.spec.threads, 3);
+        assert_eq!(options.spec.arrivals, Arrivals::Open { rate: 2500.0 });
+        assert_eq!(options.spec.connect, Connect::Burst);
     }
 
     #[test]
@@ -233,6 +302,10 @@ mod tests {
             &["--addr", "localhost"],
             &["--http", "--request", "PING"],
             &["--frob"],
+            &["--threads", "0"],
+            &["--rate", "fast"],
+            &["--rate", "0"],
+            &["--connect", "later"],
         ] {
             let ParseOutcome::Bad(reason) = parsed(args) else {
                 panic!("{args:?} should be refused");
