@@ -11,10 +11,13 @@
 //! | sweep | `DB {i} 10` from 10 to 5,000 clients | where a thread per connection starts to cost more than a loop |
 //! | fair | PINGs while others run 2048x2048 blurs | threads are preempted; a loop is cooperative |
 //! | memory | 5,000 idle connections | what one waiting client costs each model |
+//! | latency | an open loop from below to past each model's capacity | where each model's latency turns up (Little's law) |
 //!
 //! Every server runs in a process of its own (`server_process.rs`), so its
 //! CPU time, context switches and memory can be read from `/proc` without
-//! the load generator's in them.
+//! the load generator's in them. With 4 cores or more, the server and the
+//! generator run on disjoint halves of them (`placement.rs`), and "N" in
+//! every set-up is the server's half.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -46,14 +49,14 @@ struct Options {
 }
 
 const USAGE: &str = "\
-Runs both servers under five kinds of load and prints them side by side.
+Runs both servers under six kinds of load and prints them side by side.
 
 Usage: parallel_vs_async [FLAGS]
 
 Flags:
   --quick                 about 25 seconds in all (shorter runs, fewer connections)
   --json                  print the results as JSON instead of a table
-  --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory [all]
+  --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory,latency [all]
   --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it,
                           --quick PING runs half [5; 1 with --quick]
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
@@ -63,7 +66,10 @@ Flags:
 
 The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
 Writes a chart to target/compare/chart.svg (req/s and p99 over the sweep,
-jobs/s on CPU work) and prints its path.
+jobs/s on CPU work) and, with the latency scenario, target/compare/latency.svg
+(p50 and p99 against the offered rate), and prints their paths.
+With 4 cores or more, the servers run on the first half of them and the load
+generator on the rest (one thread per core), each pinned; with fewer they share.
 ";
 
 /// What every run of one comparison shares: where each side runs, and how
@@ -193,7 +199,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
                     .map(|name| {
                         Scenario::from_name(name).ok_or_else(|| {
                             Some(format!(
-                                "unknown scenario '{name}' (cpu, wait, sweep, fair, memory)"
+                                "unknown scenario '{name}' (cpu, wait, sweep, fair, memory, latency)"
                             ))
                         })
                     })

@@ -6,6 +6,8 @@
 //! HTTP path; those are checked only as far as the protocol allows: a line
 //! that is not `ERR ...`, a status in 2xx.
 
+use std::io::Write as _;
+
 use crate::http::{self, Response};
 
 /// What each request asks for; `{i}` is a counter shared by all
@@ -31,11 +33,11 @@ pub enum Framing {
     Http,
 }
 
-/// One framed answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Line(String),
-    Http(Response),
+/// One framed answer, borrowed from the bytes it arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer<'a> {
+    Line(&'a str),
+    Http(Response<'a>),
 }
 
 impl Workload {
@@ -63,22 +65,36 @@ impl Workload {
     }
 
     pub fn request(&self, i: u64) -> String {
-        match self {
-            Workload::Ping => "PING\n".to_string(),
-            Workload::Db { delay_ms } => format!("DB {i} {delay_ms}\n"),
-            Workload::Blur { side } => format!("IMAGE blur {side} {side} {i}\n"),
+        let mut out = Vec::new();
+        self.write_request(i, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends request `i` to `out`, allocating nothing of its own: the
+    /// generator writes millions of these.
+    pub fn write_request(&self, i: u64, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail.
+        let _ = match self {
+            Workload::Ping => out.write_all(b"PING\n"),
+            Workload::Db { delay_ms } => writeln!(out, "DB {i} {delay_ms}"),
+            Workload::Blur { side } => writeln!(out, "IMAGE blur {side} {side} {i}"),
             Workload::Line { template } => {
-                format!("{}\n", template.replace("{i}", &i.to_string()))
+                fill(template, i, out);
+                out.write_all(b"\n")
             }
-            Workload::Http { path } => http::get(&path.replace("{i}", &i.to_string())),
-        }
+            Workload::Http { path } => {
+                let _ = out.write_all(b"GET ");
+                fill(path, i, out);
+                out.write_all(http::GET_TAIL.as_bytes())
+            }
+        };
     }
 
     /// Is `answer` the right answer to request `i`? (Image checksums are
     /// not recomputed here: that would cost the client what it costs the
     /// server.)
     pub fn is_answer(&self, i: u64, answer: &Answer) -> bool {
-        let line = match answer {
+        let line = match *answer {
             Answer::Http(response) => {
                 return matches!(self, Workload::Http { .. }) && response.is_success()
             }
@@ -103,6 +119,18 @@ impl Workload {
     }
 }
 
+/// Appends `template` with every `{i}` replaced by `i`.
+fn fill(template: &str, i: u64, out: &mut Vec<u8>) {
+    let mut parts = template.split("{i}");
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first.as_bytes());
+    }
+    for part in parts {
+        let _ = write!(out, "{i}");
+        out.extend_from_slice(part.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,8 +144,8 @@ mod tests {
         );
         let other = Workload::from_template("IMAGE edge 8 8 {i}");
         assert_eq!(other.request(3), "IMAGE edge 8 8 3\n");
-        assert!(other.is_answer(3, &Answer::Line("OK IMAGE".into())));
-        assert!(!other.is_answer(3, &Answer::Line("ERR busy".into())));
+        assert!(other.is_answer(3, &Answer::Line("OK IMAGE")));
+        assert!(!other.is_answer(3, &Answer::Line("ERR busy")));
     }
 
     #[test]
@@ -129,10 +157,7 @@ mod tests {
             .request(5)
             .starts_with("GET /db/5?delay_ms=10 HTTP/1.1\r\n"));
         let answer = |status| {
-            Answer::Http(Response {
-                status,
-                body: Vec::new(),
-            })
+            Answer::Http(Response { status, body: b"" })
         };
         assert!(workload.is_answer(5, &answer(200)));
         assert!(!workload.is_answer(5, &answer(503)));

@@ -377,8 +377,7 @@ fn send_due(clients: &mut [Client], next: &mut usize, run: &mut Run, due: Instan
 }
 
 fn queue_request(client: &mut Client, tally: &mut Tally, spec: &LoadSpec, i: u64, since: Instant) {
-    let request = spec.workload.request(i);
-    client.out.extend_from_slice(request.as_bytes());
+    spec.workload.write_request(i, &mut client.out);
     client.outstanding.push_back((i, since));
     client.sent_any = true;
     tally.sent += 1;
@@ -392,35 +391,35 @@ fn drive(client: &mut Client, run: &mut Run, until: ReadUntil) {
     let Link::Open(stream) = &mut client.link else {
         return;
     };
-    let mut answers = Vec::new();
     let framing = run.spec.workload.framing();
+    let (tally, workload, sending) = (&mut run.tally, &run.spec.workload, run.sending);
+    let outstanding = &mut client.outstanding;
+    let answered_any = &mut client.answered_any;
     let alive = read_answers(
         stream,
         &mut client.inbuf,
         &mut run.chunk,
         until,
         framing,
-        &mut answers,
+        |answer| {
+            let Some((i, since)) = outstanding.pop_front() else {
+                tally.errors += 1; // an answer nobody asked for
+                return;
+            };
+            tally.in_flight -= 1;
+            if workload.is_answer(i, &answer) {
+                tally.answered += 1;
+                tally.answered_in_window += u64::from(sending);
+                *answered_any = true;
+                let now = Instant::now();
+                tally.last_answer = now;
+                let latency = now.saturating_duration_since(since).as_micros() as u64;
+                let _ = tally.histogram.record(latency.max(1));
+            } else {
+                tally.errors += 1;
+            }
+        },
     );
-    let tally = &mut run.tally;
-    for answer in answers {
-        let Some((i, since)) = client.outstanding.pop_front() else {
-            tally.errors += 1; // an answer nobody asked for
-            continue;
-        };
-        tally.in_flight -= 1;
-        if run.spec.workload.is_answer(i, &answer) {
-            tally.answered += 1;
-            tally.answered_in_window += u64::from(run.sending);
-            client.answered_any = true;
-            tally.last_answer = Instant::now();
-            let _ = tally
-                .histogram
-                .record((since.elapsed().as_micros() as u64).max(1));
-        } else {
-            tally.errors += 1;
-        }
-    }
     let closed_loop = run.spec.arrivals == Arrivals::Closed;
     if alive && closed_loop && run.sending && client.outstanding.is_empty() {
         // The first request of a burst counts from the burst's first
@@ -467,16 +466,16 @@ fn lose_outstanding(client: &mut Client, tally: &mut Tally) {
 }
 
 /// Reads what has arrived into `inbuf` (through `chunk`, the one read
-/// buffer every client shares) and frames it; returns `false` once the
-/// server has closed, the connection broke, or an answer could not be
-/// framed.
+/// buffer every client shares), frames it and hands each answer, in order,
+/// to `on_answer`, borrowed where it lies; returns `false` once the server
+/// has closed, the connection broke, or an answer could not be framed.
 fn read_answers(
     stream: &mut TcpStream,
     inbuf: &mut Vec<u8>,
     chunk: &mut [u8],
     until: ReadUntil,
     framing: Framing,
-    answers: &mut Vec<Answer>,
+    mut on_answer: impl FnMut(Answer),
 ) -> bool {
     let mut open = true;
     loop {
@@ -504,14 +503,14 @@ fn read_answers(
         Framing::Lines => {
             while let Some(newline) = inbuf[start..].iter().position(|&b| b == b'\n') {
                 let line = String::from_utf8_lossy(&inbuf[start..start + newline]);
-                answers.push(Answer::Line(line.into_owned()));
+                on_answer(Answer::Line(&line));
                 start += newline + 1;
             }
         }
         Framing::Http => loop {
             match http::parse_response(&inbuf[start..]) {
                 Ok(Some((response, used))) => {
-                    answers.push(Answer::Http(response));
+                    on_answer(Answer::Http(response));
                     start += used;
                 }
                 Ok(None) => break,
