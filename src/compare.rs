@@ -34,7 +34,7 @@ pub use crate::procstat::rss_bytes;
 use crate::procstat::{self, CpuSample};
 use crate::report::{self, Memory, Row, Scenario};
 use crate::server_process::{self, ServerProcess};
-use crate::setup::Setup;
+use crate::setup::{Launch, Setup};
 
 struct Options {
     quick: bool,
@@ -76,15 +76,58 @@ generator on the rest (one thread per core), each pinned; with fewer they share.
 /// many generator threads load the server.
 pub struct Harness {
     pub placement: Placement,
+    /// Whether `node` is installed, for the Node.js rows.
+    pub node: bool,
 }
 
 impl Harness {
     /// Starts a server process for `setup`, with room for `clients`, on
     /// the server's cores.
     pub fn start(&self, setup: Setup, clients: usize) -> io::Result<ServerProcess> {
-        let mut args = self.placement.serve_args();
-        args.extend(setup.serve_args(clients));
-        ServerProcess::start(&args)
+        match setup.launch(clients) {
+            Launch::Ours(serve) => {
+                let mut args = self.placement.serve_args();
+                args.extend(serve);
+                ServerProcess::start(&args)
+            }
+            Launch::Node(args) => {
+                let cores = match &self.placement {
+                    Placement::Split { server, .. } => server.as_slice(),
+                    Placement::Shared { .. } => &[],
+                };
+                ServerProcess::start_node(&args, cores)
+            }
+        }
+    }
+
+    /// Node.js compiles its hot code while it runs (V8's JIT), so a fresh
+    /// process starts slow and speeds up: a production server is warm. A
+    /// Node set-up gets half a second of the same work, unmeasured, first
+    /// (spread over every `--cluster` process, since each connection goes
+    /// to the next one). Our servers are compiled ahead of time and get none.
+    pub fn warm_up(
+        &self,
+        server: &ServerProcess,
+        setup: Setup,
+        clients: usize,
+        workload: &Workload,
+    ) -> io::Result<()> {
+        if !setup.is_node() {
+            return Ok(());
+        }
+        let spec = LoadSpec {
+            grace: Duration::from_millis(500),
+            ..self.spec(server, clients.min(64), workload.clone(), NODE_WARM_UP)
+        };
+        loadgen::run(&spec).map(|_| ())
+    }
+
+    /// `setups`, less the Node.js ones where node is not installed.
+    fn runnable(&self, setups: impl IntoIterator<Item = Setup>) -> Vec<Setup> {
+        setups
+            .into_iter()
+            .filter(|s| self.node || !s.is_node())
+            .collect()
     }
 
     /// A load spec with the generator's threads (never more than clients).
@@ -101,6 +144,9 @@ impl Harness {
         }
     }
 }
+
+/// Unmeasured work a Node.js server gets before a measured run.
+const NODE_WARM_UP: Duration = Duration::from_millis(500);
 
 /// Client counts of the sweep. `--quick` stops at 1,000: 5,000 threads
 /// take seconds to start, connect and tear down, more than the run itself.
@@ -141,9 +187,9 @@ pub fn accepts_flag(flag: &str) -> bool {
 }
 
 /// Who competes on waiting work: the pool sized for CPU, the pool given a
-/// thread per client, one loop, and a loop per core.
-fn waiting_setups(cores: usize, clients: usize) -> [Setup; 4] {
-    [
+/// thread per client, one loop, a loop per core, and Node.js.
+fn waiting_setups(cores: usize, clients: usize) -> Vec<Setup> {
+    vec![
         Setup::pool(cores),
         Setup::ThreadPerConnection { threads: clients },
         Setup::Loop,
@@ -151,6 +197,7 @@ fn waiting_setups(cores: usize, clients: usize) -> [Setup; 4] {
             loops: cores,
             offload: 0,
         },
+        Setup::Node { offload: 0 },
     ]
 }
 
@@ -232,7 +279,11 @@ fn run(options: &Options) -> io::Result<()> {
     // Before any load thread or server process exists, so all inherit it.
     placement.pin_generator()?;
     let cores = placement.server_cores().len().max(1);
-    let harness = Harness { placement };
+    let node = crate::server_process::node_available();
+    if !node {
+        eprintln!("node.js rows skipped: `node` is not on the PATH");
+    }
+    let harness = Harness { placement, node };
     let h = &harness;
     let limit = loadgen::raise_open_file_limit();
     let started = Instant::now();
@@ -245,7 +296,7 @@ fn run(options: &Options) -> io::Result<()> {
 
     if wants(Scenario::Cpu) {
         let blur = Workload::Blur { side: 512 };
-        for setup in [
+        for setup in h.runnable([
             Setup::pool(1),
             Setup::pool(cores),
             Setup::Loop,
@@ -260,7 +311,10 @@ fn run(options: &Options) -> io::Result<()> {
                 loops: cores,
                 offload: cores,
             },
-        ] {
+            Setup::Node { offload: 0 },
+            Setup::Node { offload: cores },
+            Setup::NodeCluster { processes: cores },
+        ]) {
             progress(format!(
                 "cpu: {cores} clients of IMAGE blur 512 512 on {}",
                 setup.label()
@@ -270,7 +324,7 @@ fn run(options: &Options) -> io::Result<()> {
     }
     if wants(Scenario::Wait) {
         let clients = within_file_limit(options.wait_clients, limit, "clients");
-        for setup in waiting_setups(cores, clients) {
+        for setup in h.runnable(waiting_setups(cores, clients)) {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
@@ -289,7 +343,9 @@ fn run(options: &Options) -> io::Result<()> {
         };
         for &wanted in counts {
             let clients = within_file_limit(wanted, limit, "clients");
-            for setup in waiting_setups(cores, clients) {
+            let mut setups = waiting_setups(cores, clients);
+            setups.push(Setup::NodeCluster { processes: cores });
+            for setup in h.runnable(setups) {
                 progress(format!(
                     "sweep: {clients} clients of DB {{i}} 10 on {}",
                     setup.label()
@@ -300,7 +356,7 @@ fn run(options: &Options) -> io::Result<()> {
         }
     }
     if wants(Scenario::Fair) {
-        for setup in [
+        for setup in h.runnable([
             Setup::pool(cores),
             // A thread for each of the image clients and the 4 PING clients.
             Setup::ThreadPerConnection { threads: cores + 4 },
@@ -310,7 +366,9 @@ fn run(options: &Options) -> io::Result<()> {
                 loops: cores,
                 offload: cores,
             },
-        ] {
+            Setup::Node { offload: 0 },
+            Setup::Node { offload: cores },
+        ]) {
             progress(format!(
                 "fair: 4 PING clients beside {cores} IMAGE blur 2048 clients on {}",
                 setup.label()
@@ -398,13 +456,14 @@ fn measured(
     duration: Duration,
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
-    let before = CpuSample::read(server.pid())?;
+    harness.warm_up(&server, setup, clients, &workload)?;
+    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         grace: grace(duration),
         ..harness.spec(&server, clients, workload, duration)
     };
     let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read(server.pid())?.since(before);
+    let cost = CpuSample::read_tree(server.pid())?.since(before);
     Ok(Row {
         cost: Some(cost),
         ..Row::new(scenario, setup, clients, Some(report))
@@ -414,6 +473,7 @@ fn measured(
 /// PING latency from 4 clients while `cores` others keep big blurs running.
 fn fairness(harness: &Harness, setup: Setup, cores: usize, duration: Duration) -> io::Result<Row> {
     let server = harness.start(setup, cores + 4)?;
+    harness.warm_up(&server, setup, cores, &Workload::Blur { side: 512 })?;
     let ping_grace = Duration::from_millis(300);
     // The image load runs until the PING run and its grace period are
     // over, so every PING is measured while the image jobs are running.

@@ -176,7 +176,7 @@ fn offered(
     duration: Duration,
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
-    let before = CpuSample::read(server.pid())?;
+    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         arrivals: Arrivals::Open { rate },
         // Past capacity the queue only grows: half a second to drain is
@@ -185,7 +185,7 @@ fn offered(
         ..harness.spec(&server, clients, workload, duration)
     };
     let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read(server.pid())?.since(before);
+    let cost = CpuSample::read_tree(server.pid())?.since(before);
     Ok(Row {
         cost: Some(cost),
         work: Some(work),

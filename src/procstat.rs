@@ -66,6 +66,24 @@ impl CpuSample {
         Ok(sample)
     }
 
+    /// The sum over `pid` and every process below it (`node:cluster`'s
+    /// workers are children of the primary), read through
+    /// `/proc/PID/task/TID/children`. A process that exits between two
+    /// readings takes its share with it: the harness reads before and
+    /// after a load, while every process is alive.
+    pub fn read_tree(pid: u32) -> io::Result<CpuSample> {
+        let mut total = CpuSample::read(pid)?;
+        for child in children_of(pid) {
+            // A child may exit between listing and reading: skip it.
+            if let Ok(sample) = CpuSample::read_tree(child) {
+                total.cpu_secs += sample.cpu_secs;
+                total.voluntary += sample.voluntary;
+                total.nonvoluntary += sample.nonvoluntary;
+            }
+        }
+        Ok(total)
+    }
+
     /// What happened between `self` and a later sample.
     pub fn since(self, earlier: CpuSample) -> CpuSample {
         CpuSample {
@@ -74,6 +92,22 @@ impl CpuSample {
             nonvoluntary: self.nonvoluntary.saturating_sub(earlier.nonvoluntary),
         }
     }
+}
+
+/// The processes `pid`'s threads started, from `/proc/PID/task/*/children`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// utime + stime, in clock ticks, from the text of `/proc/PID/stat`.

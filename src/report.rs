@@ -302,6 +302,29 @@ pub fn reading(rows: &[Row], cores: usize) -> String {
              cooperative); with only {cores} pool workers the image clients hold them all and PINGs starve.",
         );
     }
+    let node = |s: Setup| s == Setup::Node { offload: 0 };
+    if let (Some(n), Some(event_loop)) = (
+        rps(find(rows, Scenario::Wait, node)),
+        rps(find(rows, Scenario::Wait, inline)),
+    ) {
+        let _ = writeln!(
+            out,
+            "- node.js: on waiting work it is the same model as the inline loop (one thread, a timer per query) \
+             and did {n:.0} req/s against the loop's {event_loop:.0} ({:.2}x the loop): the same scheduling, with \
+             more CPU per request in V8 and libuv (cpu us/r).",
+            n / event_loop.max(1e-9)
+        );
+    }
+    if let (Some(n), Some(event_loop)) = (
+        rps(find(rows, Scenario::Cpu, node)),
+        rps(find(rows, Scenario::Cpu, inline)),
+    ) {
+        let _ = writeln!(
+            out,
+            "- node.js on CPU work: {n:.0} jobs/s on its loop against the inline Rust loop's {event_loop:.0}: one thread \
+             computing one job at a time in both; the gap is the kernel in JavaScript, not the scheduling.",
+        );
+    }
     let memory =
         |pick: fn(Setup) -> bool| find(rows, Scenario::Memory, pick).and_then(|r| r.memory);
     if let (Some(pool), Some(event_loop)) = (memory(tpc), memory(inline)) {

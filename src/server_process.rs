@@ -19,6 +19,20 @@ use std::process::{Child, ChildStdout, Command, ExitCode, Stdio};
 
 use crate::procstat;
 
+/// The Node.js baseline's entry point, in this checkout.
+pub const NODE_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/baselines/node/server.js");
+
+/// Whether `node` runs here (the comparison's Node.js rows need it).
+pub fn node_available() -> bool {
+    Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+        && std::path::Path::new(NODE_SERVER).exists()
+}
+
 /// What the child measured of itself before any server thread existed.
 #[derive(Debug, Clone, Copy)]
 pub struct Baseline {
@@ -72,6 +86,45 @@ impl ServerProcess {
         Ok(process)
     }
 
+    /// Starts the Node.js baseline, `node baselines/node/server.js ARGS
+    /// --addr 127.0.0.1:0`, on `cores` (all allowed, if empty), and waits
+    /// until it listens. Its baseline memory is not measured: the memory
+    /// scenario does not run it.
+    pub fn start_node(args: &[String], cores: &[usize]) -> io::Result<ServerProcess> {
+        let mut command = Command::new("node");
+        command
+            .arg(NODE_SERVER)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !cores.is_empty() {
+            crate::os::pin_command(&mut command, cores)?;
+        }
+        let mut child = command.spawn()?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("no stdout from node"));
+        };
+        let mut process = ServerProcess {
+            child,
+            _stdout: BufReader::new(stdout),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            baseline: Baseline {
+                rss_bytes: 0,
+                kernel_stack_bytes: None,
+            },
+        };
+        let first = process.line()?;
+        process.addr = first
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("node did not start: {first:?}")))?;
+        Ok(process)
+    }
+
     fn line(&mut self) -> io::Result<String> {
         let mut line = String::new();
         self._stdout.read_line(&mut line)?;
@@ -87,6 +140,13 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         // Killed, not drained: the measurement is over, and a pool of
         // thousands of threads would take a while to wind down politely.
+        // A process's children (node:cluster's workers) go first: killing
+        // only the primary could leave them serving.
+        for child in crate::procstat::children_of(self.child.id()) {
+            // SAFETY: `kill` sends a signal and touches no memory; the pid
+            // was read a moment ago from our own child's children list.
+            unsafe { libc::kill(child as libc::pid_t, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -4,7 +4,10 @@
 //! A pool sized to the cores is what a pool is for CPU work; a thread per
 //! connection is the same code at its best for waiting (a worker for every
 //! client, so nobody queues); the loop inline, with offload workers, and as
-//! one loop per core are the asynchronous side's answers.
+//! one loop per core are the asynchronous side's answers. The Node.js
+//! baseline (`baselines/node/`) is the reader's own platform on the same
+//! contract: one loop, IMAGE on it or on `worker_threads`, or one process
+//! per core with `node:cluster`.
 
 /// One server configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,20 @@ pub enum Setup {
     Offload { workers: usize },
     /// `loops` event loops, image jobs on `offload` threads (0: inline).
     Loops { loops: usize, offload: usize },
+    /// `node baselines/node/server.js`, image jobs on `offload`
+    /// worker_threads (0: on the loop).
+    Node { offload: usize },
+    /// `processes` Node.js processes sharing one port (`--cluster`).
+    NodeCluster { processes: usize },
+}
+
+/// How to start a set-up's server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// This binary again: `--serve MODEL ARGS...`.
+    Ours(Vec<String>),
+    /// `node baselines/node/server.js ARGS...`.
+    Node(Vec<String>),
 }
 
 /// The pool's default queue, as `thread_pool_server` has it.
@@ -42,6 +59,9 @@ impl Setup {
             Setup::Offload { workers } => format!("event loop + {workers} offload"),
             Setup::Loops { loops, offload: 0 } => format!("event loop x {loops}"),
             Setup::Loops { loops, offload } => format!("event loop x {loops} + {offload} offload"),
+            Setup::Node { offload: 0 } => "node.js".to_string(),
+            Setup::Node { offload } => format!("node.js + {offload} worker_threads"),
+            Setup::NodeCluster { processes } => format!("node cluster x {processes}"),
         }
     }
 
@@ -52,6 +72,8 @@ impl Setup {
             Setup::ThreadPerConnection { .. } => "thread per connection".to_string(),
             Setup::Loop | Setup::Offload { .. } => "event loop".to_string(),
             Setup::Loops { loops, .. } => format!("event loop x {loops}"),
+            Setup::Node { .. } => "node.js".to_string(),
+            Setup::NodeCluster { processes } => format!("node cluster x {processes}"),
         }
     }
 
@@ -59,8 +81,23 @@ impl Setup {
         matches!(self, Setup::Pool { .. } | Setup::ThreadPerConnection { .. })
     }
 
+    pub fn is_node(self) -> bool {
+        matches!(self, Setup::Node { .. } | Setup::NodeCluster { .. })
+    }
+
+    /// How to start this set-up with room for `clients` connections.
+    pub fn launch(self, clients: usize) -> Launch {
+        match self {
+            Setup::Node { offload } => Launch::Node(vec!["--offload".into(), offload.to_string()]),
+            Setup::NodeCluster { processes } => {
+                Launch::Node(vec!["--cluster".into(), processes.to_string()])
+            }
+            _ => Launch::Ours(self.serve_args(clients)),
+        }
+    }
+
     /// `--serve` arguments for this set-up, room for `clients` connections.
-    pub fn serve_args(self, clients: usize) -> Vec<String> {
+    fn serve_args(self, clients: usize) -> Vec<String> {
         let room = (clients + 16).max(event_loop_server::Config::DEFAULT_MAX_CONNECTIONS);
         let args: Vec<String> = match self {
             Setup::Pool { workers, queue } => vec![
@@ -90,9 +127,10 @@ impl Setup {
                 "--offload-workers".into(),
                 offload.to_string(),
             ],
+            Setup::Node { .. } | Setup::NodeCluster { .. } => Vec::new(),
         };
         let mut args = args;
-        if !self.is_pool() {
+        if !self.is_pool() && !self.is_node() {
             args.extend(["--max-connections".into(), room.to_string()]);
         }
         args
