@@ -343,11 +343,21 @@ on_both_servers! {
 /// accept until the job is done, long after the request has arrived.
 #[test]
 fn a_full_event_loop_turns_http_away_with_503() {
+    a_full_loop_turns_http_away(Model::EventLoop);
+}
+
+#[test]
+fn a_full_async_event_loop_turns_http_away_with_503() {
+    a_full_loop_turns_http_away(Model::AsyncEventLoop);
+}
+
+/// One loop only: a second could accept while the first computes.
+fn a_full_loop_turns_http_away(model: Model) {
     let options = Options {
         max_connections: Some(1),
         ..Options::default()
     };
-    let server = start_with(Model::EventLoop, &options);
+    let server = start_with(model, &options);
     let mut busy = http(&server);
     assert_eq!(busy.request("GET", "/ping").status, 200);
     // Three jobs of about 50 ms or more each: the loop is inside them long

@@ -99,7 +99,16 @@ fn per_loop(stats: &str) -> Vec<u64> {
 
 #[test]
 fn connections_spread_over_every_loop() {
-    let server = start_with(Model::TwoEventLoops, &Options::default());
+    connections_spread(Model::TwoEventLoops);
+}
+
+#[test]
+fn async_connections_spread_over_every_loop() {
+    connections_spread(Model::AsyncTwoEventLoops);
+}
+
+fn connections_spread(model: Model) {
+    let server = start_with(model, &Options::default());
     let mut clients: Vec<Client> = (0..6).map(|_| server.connect()).collect();
     for client in &mut clients {
         assert_response(&client.request("PING"), "PONG");
@@ -114,7 +123,16 @@ fn connections_spread_over_every_loop() {
 
 #[test]
 fn the_drain_covers_every_loop() {
-    let server = start_with(Model::TwoEventLoops, &Options::default());
+    drain_covers_every_loop(Model::TwoEventLoops);
+}
+
+#[test]
+fn the_async_drain_covers_every_loop() {
+    drain_covers_every_loop(Model::AsyncTwoEventLoops);
+}
+
+fn drain_covers_every_loop(model: Model) {
+    let server = start_with(model, &Options::default());
     let mut clients: Vec<Client> = (0..4).map(|_| server.connect()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         // PING's answer proves the query behind it has been read too.

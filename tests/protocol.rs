@@ -166,7 +166,7 @@ on_both_servers! {
         assert_eq!(&written[..2], ["connections", "requests"], "{stats}");
         let row_name = match model {
             Model::ThreadPool => "| thread pool |",
-            Model::EventLoop | Model::TwoEventLoops => "| event loop |",
+            _ => "| event loop |",
         };
         let protocol = include_str!("../docs/PROTOCOL.md");
         let section = &protocol[protocol.find("### STATS").expect("a STATS section")..];

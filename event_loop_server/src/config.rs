@@ -15,6 +15,18 @@ pub struct Config {
     /// Independent event loops, each on its own thread, each with its own
     /// connections and timers (`--loops`). 1 is the classic single loop.
     pub loops: usize,
+    /// How each connection is written (`--style`): the same loop either way.
+    pub style: Style,
+}
+
+/// Two ways to write one connection on the same loop, poll, slab, timers
+/// and acceptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A hand-written state machine driven by the loop (connection.rs).
+    Machine,
+    /// An `async fn` polled by a small executor (session.rs, executor.rs).
+    Async,
 }
 
 impl Config {
@@ -28,6 +40,7 @@ impl Config {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             offload_workers: 0,
             loops: 1,
+            style: Style::Machine,
         }
     }
 }
@@ -48,6 +61,11 @@ pub(crate) const FLAGS: &[Flag] = &[
         value: "N",
         help: "run IMAGE jobs on N worker threads instead of the loop, 0 to 1024 [0: inline]",
     },
+    Flag {
+        name: "style",
+        value: "S",
+        help: "how connections are written: `machine` (a state machine) or `async` (an async fn on a hand-written executor) [machine]",
+    },
 ];
 
 /// The config `FLAGS` describe; what is not given keeps its default.
@@ -61,6 +79,15 @@ pub(crate) fn from_flags(common: CommonConfig, flags: &ParsedFlags) -> Result<Co
         offload_workers: flags
             .number("offload-workers", 0, 1024)?
             .unwrap_or(default.offload_workers),
+        style: match flags.text("style") {
+            None | Some("machine") => Style::Machine,
+            Some("async") => Style::Async,
+            Some(other) => {
+                return Err(CliError::Invalid(format!(
+                    "--style must be machine or async, not '{other}'"
+                )))
+            }
+        },
         common,
     })
 }

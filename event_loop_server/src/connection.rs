@@ -60,6 +60,8 @@ use shared::protocol::framer::READ_CHUNK;
 use shared::protocol::{Incoming, Reply, Request, RequestReader, Work};
 use shared::socket::try_now;
 
+use crate::watchdog::Activity;
+
 // The unit tests use small limits, so that the model test reaches every
 // limit in a few requests; the servers always use the large ones.
 
@@ -129,11 +131,8 @@ pub(crate) struct Connection<S> {
     first_seq: u64,
     /// Framed answers not yet taken by the socket.
     out: Vec<u8>,
-    /// Idle time counts from here: the last *complete* request, so a line
-    /// trickled a byte at a time does not keep a connection alive.
-    last_request: Instant,
-    /// A stalled reader is timed from here: when output last moved.
-    last_write_progress: Instant,
+    /// When the last request came and output last moved (watchdog.rs).
+    activity: Activity,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -145,8 +144,7 @@ impl<S: Read + Write> Connection<S> {
             answers: VecDeque::new(),
             first_seq: 0,
             out: Vec::new(),
-            last_request: now,
-            last_write_progress: now,
+            activity: Activity::new(now),
         }
     }
 
@@ -207,13 +205,9 @@ impl<S: Read + Write> Connection<S> {
     /// reader after the write timeout, an idle one after the idle timeout.
     /// `None` while it is only waiting for its answers, which is not idle.
     pub(crate) fn deadline(&self, idle: Duration, write: Duration) -> Option<Instant> {
-        if !self.out.is_empty() {
-            Some(self.last_write_progress + write)
-        } else if !self.answers.is_empty() {
-            None
-        } else {
-            Some(self.last_request + idle)
-        }
+        let unsent = !self.out.is_empty();
+        let owed = !self.answers.is_empty();
+        self.activity.deadline(unsent, owed, idle, write)
     }
 
     fn take_requests(
@@ -264,7 +258,7 @@ impl<S: Read + Write> Connection<S> {
             reply: item.reply,
             answer,
         });
-        self.last_request = Instant::now();
+        self.activity.last_request = Instant::now();
     }
 
     /// Reads once (`try_now`: again if a signal interrupted it).
@@ -296,7 +290,7 @@ impl<S: Read + Write> Connection<S> {
     fn move_ready_answers(&mut self) {
         if self.out.is_empty() && self.answers.front().is_some_and(|p| p.answer.is_some()) {
             // Output starts moving now: a stall is timed from here.
-            self.last_write_progress = Instant::now();
+            self.activity.last_write_progress = Instant::now();
         }
         while self.answers.front().is_some_and(|p| p.answer.is_some()) {
             if let Some(Place {
@@ -321,7 +315,7 @@ impl<S: Read + Write> Connection<S> {
                 Some(0) => return Err(ErrorKind::WriteZero.into()),
                 Some(n) => {
                     written += n;
-                    self.last_write_progress = Instant::now();
+                    self.activity.last_write_progress = Instant::now();
                 }
                 None => break, // `WouldBlock`: the socket's buffer is full
             }
@@ -352,7 +346,7 @@ impl<S: Read + Write> Connection<S> {
 /// Whether a short read proves the socket empty, so the loop may stop
 /// reading before `WouldBlock`. True for epoll and kqueue; elsewhere read
 /// until `WouldBlock`, the rule that is always safe.
-const SHORT_READ_DRAINS: bool = cfg!(any(
+pub(crate) const SHORT_READ_DRAINS: bool = cfg!(any(
     target_os = "linux",
     target_os = "android",
     target_os = "macos",

@@ -44,15 +44,12 @@ use std::time::Instant;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest};
-use shared::linger;
 use shared::stats::CloseReason;
 
 use crate::accept::Acceptor;
 use crate::clock::Clock;
-use crate::connection::{Connection, Status};
+use crate::connections::Connections;
 use crate::context::Context;
-use crate::service;
-use crate::slab::{ConnectionId, Slab};
 use crate::state::Done;
 use crate::timers::Timer;
 use crate::tokens::Target;
@@ -68,16 +65,19 @@ enum Phase {
     },
 }
 
-pub(crate) struct EventLoop {
+/// One loop; `C` is how its connections are written (connections.rs):
+/// state machines, or `async fn` tasks. Built in two steps: everything but
+/// the connections where the server starts (so a failure there is the
+/// server's error), the connections on the loop's own thread ([`run`]).
+///
+/// [`run`]: EventLoop::run
+pub(crate) struct EventLoop<C = ()> {
     /// Everything a step needs besides the connections and the acceptor.
     ctx: Context,
-    connections: Slab<Connection<TcpStream>>,
+    connections: C,
     /// Loop 0 only, and only until shutdown.
     acceptor: Option<Acceptor>,
     clock: Clock,
-    /// Connections to drive once more at the end of this turn: new ones,
-    /// and ones that used their turn's budget with requests left.
-    again: Vec<ConnectionId>,
     /// Connections the acceptor hands to this loop.
     handoff: Receiver<TcpStream>,
     /// Offloaded answers for this loop's connections.
@@ -104,22 +104,37 @@ impl EventLoop {
         Ok(EventLoop {
             clock: Clock::new(ctx.registry(), Target::Clock.token())?,
             ctx,
-            connections: Slab::new(),
+            connections: (),
             acceptor,
-            again: Vec::new(),
             handoff,
             done,
             phase: Phase::Serving,
         })
     }
 
-    /// Runs until shutdown has drained every connection. Returns how many
-    /// answers the drain sent.
-    pub(crate) fn run(mut self) -> u64 {
+    /// Makes this loop's connections `C` on the calling thread, then runs
+    /// until shutdown has drained every one. Returns how many answers the
+    /// drain sent.
+    pub(crate) fn run<C: Connections>(self) -> u64 {
+        EventLoop {
+            connections: C::new(&self.ctx),
+            ctx: self.ctx,
+            acceptor: self.acceptor,
+            clock: self.clock,
+            handoff: self.handoff,
+            done: self.done,
+            phase: self.phase,
+        }
+        .serve()
+    }
+}
+
+impl<C: Connections> EventLoop<C> {
+    fn serve(mut self) -> u64 {
         let mut events = Events::with_capacity(1024);
         loop {
             let next_timer = self.ctx.timers.next_deadline();
-            let work_left = !self.again.is_empty() || !self.ctx.accepted.is_empty();
+            let work_left = self.connections.work_left() || !self.ctx.accepted.is_empty();
             let timeout = self.clock.poll_timeout(next_timer, work_left);
             if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
@@ -134,7 +149,8 @@ impl EventLoop {
             self.fire_due_timers();
             self.set_up_accepted();
             self.sweep_stale_timers();
-            self.drive_left_over();
+            self.connections.run_queued(&mut self.ctx);
+            self.descriptors_freed();
             if let Some(sent) = self.drained() {
                 return sent;
             }
@@ -160,76 +176,25 @@ impl EventLoop {
                 self.drain_if_asked();
             }
             Target::Connection(slot) => {
-                let Some(id) = self.connections.id_at(slot) else {
-                    return; // a connection already gone
-                };
-                let fin = event.is_read_closed() || event.is_error();
-                if event.is_readable() || fin {
-                    if let Some(conn) = self.connections.get_mut(id) {
-                        conn.readable(fin);
-                    }
-                }
-                self.drive_connection(id);
+                self.connections.event(&mut self.ctx, slot, event);
+                self.descriptors_freed();
             }
         }
     }
 
-    /// Lets a connection do all it can now (`Connection::drive`), then acts
-    /// on its status and counts the answers it sent.
-    fn drive_connection(&mut self, id: ConnectionId) {
-        let Some(conn) = self.connections.get_mut(id) else {
-            return;
-        };
-        // The connection is borrowed from `connections` while `ctx` answers
-        // its requests: two fields, two borrows (context.rs says why).
-        let ctx = &mut self.ctx;
-        let before = conn.answered();
-        let status = conn.drive(|seq, request| service::answer(ctx, id, seq, request));
-        let answered = conn.answered() - before;
-        ctx.mine().counters.requests_answered.add(answered);
-        match status {
-            Ok(Status::Waiting) => {}
-            Ok(Status::MoreToDo) => self.again.push(id),
-            Ok(Status::Finished) => self.close(id, CloseReason::Finished),
-            Err(_) => self.close(id, CloseReason::Failed),
-        }
-    }
-
-    /// Drives the connections queued in `again`. One may have been queued
-    /// by several events this turn; it gets one more drive, not one per
-    /// event.
-    fn drive_left_over(&mut self) {
-        self.again
-            .sort_unstable_by_key(|id| (id.slot, id.generation));
-        self.again.dedup();
-        for id in std::mem::take(&mut self.again) {
-            self.drive_connection(id);
-        }
-    }
-
-    /// Closes so the last answers arrive (`shared::linger::close`), counts
-    /// why, and lets a stopped acceptor try again with the freed descriptor.
-    fn close(&mut self, id: ConnectionId, reason: CloseReason) {
-        let Some(mut conn) = self.connections.remove(id) else {
-            return;
-        };
-        let _ = self.ctx.registry().deregister(&mut conn.socket);
-        let closed = linger::close(&conn.socket, TcpStream::shutdown);
-        let counters = &self.ctx.mine().counters;
-        counters.count_close(reason.then_closed(closed));
-        counters.open_connections.sub(1);
-        drop(conn);
-        if let Some(acceptor) = &mut self.acceptor {
-            acceptor.descriptor_freed(&mut self.ctx);
+    /// Connections closed, so descriptors came free: a stopped acceptor
+    /// may try again with them.
+    fn descriptors_freed(&mut self) {
+        if self.connections.take_closed() > 0 {
+            if let Some(acceptor) = &mut self.acceptor {
+                acceptor.descriptor_freed(&mut self.ctx);
+            }
         }
     }
 
     fn take_offloaded_answers(&mut self) {
         while let Ok(done) = self.done.try_recv() {
-            if let Some(conn) = self.connections.get_mut(done.conn) {
-                conn.fill(done.seq, done.line);
-                self.drive_connection(done.conn);
-            }
+            self.connections.offloaded(&mut self.ctx, done);
         }
     }
 
@@ -238,16 +203,16 @@ impl EventLoop {
         while let Some((due, timer)) = self.ctx.timers.pop_due(now) {
             match timer {
                 Timer::DbReply { conn, seq, id } => {
-                    let reply = service::db_reply(&mut self.ctx, due, id);
-                    if let Some(c) = self.connections.get_mut(conn) {
-                        c.fill(seq, reply);
-                        self.drive_connection(conn);
-                    }
+                    self.connections.db_reply(&mut self.ctx, due, conn, seq, id);
                 }
+                // An `async fn`'s sleep is over: its task runs this turn.
+                Timer::Wake { waker, .. } => waker.wake(),
                 Timer::Watchdog { conn } => {
-                    let check = watchdog::check(&mut self.ctx, &self.connections, conn, now);
+                    let deadline = self.connections.deadline(&self.ctx, conn);
+                    let check = watchdog::check(&mut self.ctx, deadline, conn, now);
                     if check == Check::Expired {
-                        self.close(conn, CloseReason::TimedOut);
+                        self.connections
+                            .close(&mut self.ctx, conn, CloseReason::TimedOut);
                     }
                 }
                 Timer::RefusalDue { refused } => {
@@ -262,36 +227,18 @@ impl EventLoop {
                 }
             }
         }
+        self.descriptors_freed();
     }
 
     /// Registers each connection accepted for this loop and queues it for
-    /// a first drive this turn: bytes may have arrived before registration,
+    /// a first run this turn: bytes may have arrived before registration,
     /// and no edge would report them.
     fn set_up_accepted(&mut self) {
+        let draining = self.phase != Phase::Serving;
         for stream in std::mem::take(&mut self.ctx.accepted) {
-            let id = self
-                .connections
-                .insert_with(|_| Connection::new(stream, Instant::now()));
-            let Some(conn) = self.connections.get_mut(id) else {
-                continue;
-            };
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            let token = Target::Connection(id.slot).token();
-            if self
-                .ctx
-                .registry()
-                .register(&mut conn.socket, token, interest)
-                .is_err()
-            {
-                self.connections.remove(id);
-                self.ctx.mine().counters.open_connections.sub(1);
-                continue;
+            if let Some(id) = self.connections.add(&mut self.ctx, stream, draining) {
+                watchdog::arm(&mut self.ctx, id);
             }
-            if self.phase != Phase::Serving {
-                conn.stop_reading(); // arrived as the server stopped
-            }
-            watchdog::arm(&mut self.ctx, id);
-            self.again.push(id);
         }
     }
 
@@ -318,12 +265,7 @@ impl EventLoop {
         if let Some(acceptor) = self.acceptor.take() {
             acceptor.stop(&self.ctx);
         }
-        for id in self.connections.ids() {
-            if let Some(conn) = self.connections.get_mut(id) {
-                conn.stop_reading();
-            }
-            self.drive_connection(id);
-        }
+        self.connections.stop_reading(&mut self.ctx);
     }
 
     /// Once draining and every connection is gone: how many answers the

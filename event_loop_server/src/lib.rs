@@ -34,19 +34,28 @@ mod config;
 mod connection;
 #[cfg(test)]
 mod connection_model;
+mod connections;
 mod context;
 mod event_loop;
+mod executor;
+#[cfg(test)]
+mod executor_model;
+mod in_order;
+mod leaf;
+mod machines;
 mod offload;
+mod reactor;
 mod refuse;
 mod server;
 mod service;
+mod session;
 mod slab;
 mod state;
 mod timers;
 mod tokens;
 mod watchdog;
 
-pub use config::Config;
+pub use config::{Config, Style};
 pub use server::{start, ServerHandle};
 
 use shared::cli::ServerCommand;

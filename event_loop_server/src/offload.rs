@@ -30,6 +30,7 @@ use shared::panics::answer_caught;
 use shared::protocol::response;
 use worker_pool::WorkerPool;
 
+use crate::leaf::OneShot;
 use crate::slab::ConnectionId;
 use crate::state::{Done, Shared};
 
@@ -39,9 +40,18 @@ const QUEUE: usize = 1024;
 struct Job {
     /// The loop that owns the connection: the answer goes back to it.
     owner: usize,
-    conn: ConnectionId,
-    seq: u64,
+    reply_to: ReplyTo,
     image: ImageJob,
+}
+
+/// Where the answer goes on that loop.
+enum ReplyTo {
+    /// A state machine's place in its answer queue: through the loop's
+    /// channel, then its waker.
+    Place { conn: ConnectionId, seq: u64 },
+    /// An `async fn`'s `Offloaded` future: its slot, whose waker queues the
+    /// task and wakes the loop (executor.rs).
+    Task(Arc<OneShot>),
 }
 
 /// One pool for every loop of the server. Dropped with the last loop: the
@@ -63,14 +73,14 @@ impl Offload {
                 let line = answer_caught(&mut (scratch, &owner.counters), |(scratch, _)| {
                     response::run_image(scratch, &job.image, Some(worker))
                 });
-                let done = Done {
-                    conn: job.conn,
-                    seq: job.seq,
-                    line,
-                };
-                // If the loop is gone, so is the client: nothing to do.
-                if owner.done.send(done).is_ok() {
-                    let _ = owner.waker.wake();
+                match job.reply_to {
+                    ReplyTo::Place { conn, seq } => {
+                        // If the loop is gone, so is the client: nothing to do.
+                        if owner.done.send(Done { conn, seq, line }).is_ok() {
+                            let _ = owner.waker.wake();
+                        }
+                    }
+                    ReplyTo::Task(slot) => slot.fill(line),
                 }
             },
         )?;
@@ -85,10 +95,24 @@ impl Offload {
         seq: u64,
         image: ImageJob,
     ) -> bool {
+        let reply_to = ReplyTo::Place { conn, seq };
+        self.try_submit(owner, reply_to, image)
+    }
+
+    /// The same for an `async fn` connection: the answer lands in `slot`.
+    pub(crate) fn submit_for_task(
+        &self,
+        owner: usize,
+        slot: Arc<OneShot>,
+        image: ImageJob,
+    ) -> bool {
+        self.try_submit(owner, ReplyTo::Task(slot), image)
+    }
+
+    fn try_submit(&self, owner: usize, reply_to: ReplyTo, image: ImageJob) -> bool {
         let job = Job {
             owner,
-            conn,
-            seq,
+            reply_to,
             image,
         };
         self.pool.try_submit(job).is_ok()

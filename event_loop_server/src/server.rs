@@ -18,10 +18,12 @@ use mio::{Poll, Waker};
 use shared::cli::RunningServer;
 use shared::stats::{Counter, Counters, Lateness};
 
-use crate::config::Config;
+use crate::config::{Config, Style};
 use crate::context::Context;
 use crate::event_loop::{self, EventLoop};
+use crate::machines::Machines;
 use crate::offload::Offload;
+use crate::reactor::Reactor;
 use crate::state::{LoopShared, Shared};
 use crate::tokens::Target;
 
@@ -48,7 +50,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             counters: Counters::default(),
             db_waiting: Counter::default(),
             lateness: Lateness::default(),
-            waker: Waker::new(poll.registry(), Target::Waker.token())?,
+            waker: Arc::new(Waker::new(poll.registry(), Target::Waker.token())?),
             handoff,
             done,
         });
@@ -73,10 +75,16 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     for (index, (poll, (handed, finished))) in polls.into_iter().zip(inboxes).enumerate() {
         let ctx = Context::new(index, Arc::clone(&shared), poll, offload.clone());
         // Loop 0 accepts for everyone, as netty's boss loop does.
+        let style = shared.config.style;
         let started = EventLoop::new(ctx, listener.take(), handed, finished).and_then(|each| {
             thread::Builder::new()
                 .name(format!("event-loop-{index}"))
-                .spawn(move || each.run())
+                // The connections are made on the loop's own thread: tasks
+                // (`Rc`s, futures that are not `Send`) never leave it.
+                .spawn(move || match style {
+                    Style::Machine => each.run::<Machines>(),
+                    Style::Async => each.run::<Reactor>(),
+                })
                 .map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot start an event loop thread: {e}"))
                 })

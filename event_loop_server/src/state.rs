@@ -9,6 +9,7 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use mio::net::TcpStream;
 use mio::Waker;
@@ -42,8 +43,9 @@ pub(crate) struct LoopShared {
     /// Interrupts this loop's `poll` from another thread: the only way into
     /// a thread that may be waiting for events with no timeout. Three
     /// reasons share it: shutdown, a connection handed over, an offloaded
-    /// answer; the loop checks all three.
-    pub(crate) waker: Waker,
+    /// answer; the loop checks all three. Also shared with the loop's
+    /// ready queue when connections are tasks (executor.rs).
+    pub(crate) waker: Arc<Waker>,
     /// Connections the acceptor hands to this loop.
     pub(crate) handoff: Sender<TcpStream>,
     /// Offloaded image answers for this loop's connections.

@@ -26,6 +26,12 @@ pub(crate) enum Timer {
         seq: u64,
         id: u64,
     },
+    /// An `async fn` connection's sleep is over: wake its task
+    /// (leaf.rs's `sleep_until`).
+    Wake {
+        conn: ConnectionId,
+        waker: std::task::Waker,
+    },
     /// Time to check a connection for idleness or a stalled writer.
     Watchdog { conn: ConnectionId },
     /// Accepting failed for lack of descriptors; try again.
@@ -81,7 +87,7 @@ impl Timers {
                 dropped_replies += u64::from(!keep);
                 keep
             }
-            Timer::Watchdog { conn } => live(conn),
+            Timer::Watchdog { conn } | Timer::Wake { conn, .. } => live(conn),
             Timer::RetryAccept | Timer::RefusalDue { .. } => true,
         });
         self.sweep_at = 2 * self.heap.len();

@@ -12,12 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use shared::cli::CommonConfig;
 
-use crate::connection::Connection;
 use crate::context::Context;
-use crate::slab::{ConnectionId, Slab};
+use crate::slab::ConnectionId;
 use crate::timers::Timer;
 
 /// What a watchdog found.
@@ -47,22 +45,61 @@ pub(crate) fn arm(ctx: &mut Context, id: ConnectionId) {
 /// checks (it starts a stalled write while it was only idle), so no check
 /// is set further away than the shorter timeout: a stall is caught at most
 /// one write timeout late.
+/// `deadline` is the connection's (`None` if it is gone).
 pub(crate) fn check(
     ctx: &mut Context,
-    connections: &Slab<Connection<TcpStream>>,
+    deadline: Option<Option<Instant>>,
     id: ConnectionId,
     now: Instant,
 ) -> Check {
-    let Some(conn) = connections.get(id) else {
+    let Some(deadline) = deadline else {
         return Check::Fine; // closed meanwhile: its watchdog just lapses
     };
-    let common = &ctx.config().common;
-    let next_check = now + period(common);
-    let next = match conn.deadline(common.idle_timeout, common.write_timeout) {
+    let next_check = now + period(&ctx.config().common);
+    let next = match deadline {
         Some(deadline) if deadline <= now => return Check::Expired,
         Some(deadline) => deadline.min(next_check),
         None => next_check,
     };
     ctx.timers.add(next, Timer::Watchdog { conn: id });
     Check::Fine
+}
+
+/// Where a connection stands, as far as the watchdog cares; both styles
+/// keep these and ask [`Activity::deadline`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Activity {
+    /// Idle time counts from here: the last *complete* request, so a line
+    /// trickled a byte at a time does not keep a connection alive.
+    pub(crate) last_request: Instant,
+    /// A stalled reader is timed from here: when output last moved.
+    pub(crate) last_write_progress: Instant,
+}
+
+impl Activity {
+    pub(crate) fn new(now: Instant) -> Self {
+        Activity {
+            last_request: now,
+            last_write_progress: now,
+        }
+    }
+
+    /// When the connection should be closed if nothing changes: a stalled
+    /// reader after the write timeout, an idle one after the idle timeout.
+    /// `None` while it is only waiting for its answers, which is not idle.
+    pub(crate) fn deadline(
+        &self,
+        unsent: bool,
+        answers_owed: bool,
+        idle: Duration,
+        write: Duration,
+    ) -> Option<Instant> {
+        if unsent {
+            Some(self.last_write_progress + write)
+        } else if answers_owed {
+            None
+        } else {
+            Some(self.last_request + idle)
+        }
+    }
 }

@@ -14,6 +14,7 @@ fn help_prints_usage_and_exits_0() {
 #[test]
 fn bad_flags_and_values_exit_2_with_one_line() {
     cli_checks::bad_flags_and_values_exit_2_with_one_line(BINARY, &["--max-connections", "lots"]);
+    cli_checks::bad_flags_and_values_exit_2_with_one_line(BINARY, &["--style", "threads"]);
 }
 
 #[test]
@@ -21,9 +22,18 @@ fn an_address_in_use_exits_1_with_one_line() {
     cli_checks::an_address_in_use_exits_1_with_one_line(BINARY);
 }
 
+/// The checks that differ by how connections are written run in both
+/// styles: `--style async` is the `async fn` server on the same loop.
+const ASYNC: &[&str] = &["--style", "async"];
+
 #[test]
 fn sigterm_drains_every_request_in_flight() {
-    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 300);
+    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 300, &[]);
+}
+
+#[test]
+fn sigterm_drains_every_request_in_flight_async() {
+    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 300, ASYNC);
 }
 
 #[test]
@@ -32,8 +42,18 @@ fn out_of_descriptors_it_idles_and_recovers() {
 }
 
 #[test]
+fn out_of_descriptors_it_idles_and_recovers_async() {
+    cli_checks::out_of_descriptors_it_idles_and_recovers(BINARY, ASYNC);
+}
+
+#[test]
 fn a_client_that_never_reads_is_bounded_then_closed() {
     cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY, &[]);
+}
+
+#[test]
+fn a_client_that_never_reads_is_bounded_then_closed_async() {
+    cli_checks::a_client_that_never_reads_is_bounded_then_closed(BINARY, ASYNC);
 }
 
 #[test]

@@ -282,8 +282,12 @@ pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str, extra_args
 /// `delay_ms` is per query. One pool worker answers one connection's queries
 /// one after another (200 x 300 ms would be a minute), so the pool is given
 /// shorter ones; the event loop waits on all 200 at once.
-pub fn sigterm_drains_every_request_in_flight(binary: &str, delay_ms: u64) {
-    let (mut process, mut stdout, addr) = spawn_on_port_0(binary);
+pub fn sigterm_drains_every_request_in_flight(binary: &str, delay_ms: u64, extra_args: &[&str]) {
+    let (mut process, mut stdout, addr) = spawn(
+        Command::new(binary)
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra_args),
+    );
     let mut client = TcpStream::connect(addr).unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(20)))

@@ -20,6 +20,18 @@ pub enum Model {
     /// The event loop server with `--loops 2`: everything the single loop
     /// guarantees must hold for several.
     TwoEventLoops,
+    /// The event loop server with `--style async`: each connection an
+    /// `async fn` on the hand-written executor, the same guarantees.
+    AsyncEventLoop,
+    /// `--style async --loops 2`.
+    AsyncTwoEventLoops,
+}
+
+impl Model {
+    /// The event loop server, in either style.
+    pub fn is_event_loop(self) -> bool {
+        self != Model::ThreadPool
+    }
 }
 
 /// Settings a test may change; `None` keeps the server's default.
@@ -63,10 +75,18 @@ pub fn start_with(model: Model, options: &Options) -> TestServer {
                 thread_pool_server::start(config).expect("thread pool server starts"),
             ))
         }
-        Model::EventLoop | Model::TwoEventLoops => {
+        Model::EventLoop
+        | Model::TwoEventLoops
+        | Model::AsyncEventLoop
+        | Model::AsyncTwoEventLoops => {
             let mut config = event_loop_server::Config::new(addr);
             config.common = common;
-            config.loops = if model == Model::TwoEventLoops { 2 } else { 1 };
+            let two = matches!(model, Model::TwoEventLoops | Model::AsyncTwoEventLoops);
+            config.loops = if two { 2 } else { 1 };
+            let written_async = matches!(model, Model::AsyncEventLoop | Model::AsyncTwoEventLoops);
+            if written_async {
+                config.style = event_loop_server::Style::Async;
+            }
             config.max_connections = options.max_connections.unwrap_or(config.max_connections);
             config.offload_workers = options.offload_workers.unwrap_or(0);
             TestServer::EventLoop(Some(
@@ -224,13 +244,17 @@ macro_rules! on_both_servers {
                 fn event_loop() { body(Model::EventLoop) }
                 #[test]
                 fn two_event_loops() { body(Model::TwoEventLoops) }
+                #[test]
+                fn async_event_loop() { body(Model::AsyncEventLoop) }
+                #[test]
+                fn async_two_event_loops() { body(Model::AsyncTwoEventLoops) }
             }
         )*
     };
 }
 
 /// Runs each test body against the event loop server with one loop and
-/// with two.
+/// with two, each as state machines and as `async fn`.
 #[macro_export]
 macro_rules! on_event_loops {
     ($(fn $name:ident($model:ident) $body:block)*) => {
@@ -243,6 +267,10 @@ macro_rules! on_event_loops {
                 fn event_loop() { body(Model::EventLoop) }
                 #[test]
                 fn two_event_loops() { body(Model::TwoEventLoops) }
+                #[test]
+                fn async_event_loop() { body(Model::AsyncEventLoop) }
+                #[test]
+                fn async_two_event_loops() { body(Model::AsyncTwoEventLoops) }
             }
         )*
     };

@@ -23,7 +23,7 @@ fn an_address_in_use_exits_1_with_one_line() {
 
 #[test]
 fn sigterm_drains_every_request_in_flight() {
-    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 10);
+    cli_checks::sigterm_drains_every_request_in_flight(BINARY, 10, &[]);
 }
 
 #[test]
