@@ -114,7 +114,9 @@ impl InOrder {
     /// oldest answer if it is ready; `Pending` otherwise, with every waiting
     /// answer's leaf future holding the join's waker.
     pub(crate) fn poll_front(&mut self, cx: &mut Context<'_>) -> Poll<(Reply, String)> {
-        let _ = self.flag.task.set(cx.waker().clone());
+        if self.flag.task.get().is_none() {
+            let _ = self.flag.task.set(cx.waker().clone());
+        }
         if self.flag.moved.swap(false, Ordering::AcqRel) {
             let mut join_cx = Context::from_waker(&self.waker);
             for place in &mut self.places {
