@@ -342,8 +342,10 @@ impl EventLoop {
     }
 }
 
-/// Binds the listening socket; loop 0 registers it with its poll.
+/// Binds the listening socket with the shared backlog (`shared::listen`);
+/// loop 0 registers it with its poll.
 pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+    let listener = shared::listen::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener))
 }

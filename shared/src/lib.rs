@@ -3,16 +3,17 @@
 //!
 //! Everything here is plain, synchronous, single-threaded code: the wire
 //! protocol (framing, parsing, formatting), the image kernels, the fake
-//! database's values, the limits a client may not exceed, and the command
-//! line. Neither server owns any of it, which is what makes the comparison
-//! fair: the same bytes in give the same bytes out, and only *how waiting and
-//! computing are scheduled* differs.
+//! database's values, the limits a client may not exceed, the listening
+//! socket's backlog, and the command line. Neither server owns any of it,
+//! which is what makes the comparison fair: the same bytes in give the same
+//! bytes out, and only *how waiting and computing are scheduled* differs.
 
 pub mod cli;
 pub mod db;
 pub mod image;
 pub mod limits;
 pub mod linger;
+pub mod listen;
 pub mod protocol;
 pub mod stats;
 
