@@ -156,9 +156,7 @@ mod tests {
         assert!(workload
             .request(5)
             .starts_with("GET /db/5?delay_ms=10 HTTP/1.1\r\n"));
-        let answer = |status| {
-            Answer::Http(Response { status, body: b"" })
-        };
+        let answer = |status| Answer::Http(Response { status, body: b"" });
         assert!(workload.is_answer(5, &answer(200)));
         assert!(!workload.is_answer(5, &answer(503)));
         assert!(!Workload::Ping.is_answer(5, &answer(200)));

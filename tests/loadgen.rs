@@ -42,7 +42,10 @@ fn echo(stream: TcpStream, delay_ms: u64, record: &Mutex<Vec<u64>>) {
     };
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { return };
-        let Some(n) = line.strip_prefix("ECHO ").and_then(|n| n.parse::<u64>().ok()) else {
+        let Some(n) = line
+            .strip_prefix("ECHO ")
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
             return;
         };
         record.lock().expect("no test thread panicked").push(n);
@@ -73,11 +76,18 @@ fn threads_account_for_every_request_and_share_one_counter() {
     assert_eq!(report.connected, 10);
     assert_eq!(report.starved_clients, 0, "every client got answers");
     assert_eq!(report.sent, 3000);
-    assert_eq!(report.answered + report.errors + report.unanswered, report.sent);
+    assert_eq!(
+        report.answered + report.errors + report.unanswered,
+        report.sent
+    );
     assert_eq!((report.errors, report.unanswered), (0, 0));
     let mut ids = seen.lock().expect("no test thread panicked").clone();
     ids.sort_unstable();
-    assert_eq!(ids, (0..3000).collect::<Vec<u64>>(), "each i sent exactly once");
+    assert_eq!(
+        ids,
+        (0..3000).collect::<Vec<u64>>(),
+        "each i sent exactly once"
+    );
 }
 
 #[test]
@@ -160,7 +170,10 @@ fn run_over_a_stall(arrivals: Arrivals) -> loadgen::LoadReport {
 fn an_open_loop_sees_a_stall_that_a_closed_loop_hides() {
     let open = run_over_a_stall(Arrivals::Open { rate: 2000.0 });
     let p99 = open.latency_ms(0.99).expect("answers");
-    assert!(p99 >= 300.0, "open loop p99 {p99} ms should show the 500 ms stall");
+    assert!(
+        p99 >= 300.0,
+        "open loop p99 {p99} ms should show the 500 ms stall"
+    );
     let achieved = open.requests_per_sec();
     assert!(
         (achieved - 2000.0).abs() <= 100.0,
@@ -171,6 +184,12 @@ fn an_open_loop_sees_a_stall_that_a_closed_loop_hides() {
 
     let closed = run_over_a_stall(Arrivals::Closed);
     let p99 = closed.latency_ms(0.99).expect("answers");
-    assert!(p99 < 300.0, "closed loop p99 {p99} ms: the stall hides in fewer requests");
-    assert!(closed.latency_ms(1.0).expect("answers") >= 300.0, "but its max saw it");
+    assert!(
+        p99 < 300.0,
+        "closed loop p99 {p99} ms: the stall hides in fewer requests"
+    );
+    assert!(
+        closed.latency_ms(1.0).expect("answers") >= 300.0,
+        "but its max saw it"
+    );
 }
