@@ -7,7 +7,7 @@
 # from 64 connections: `wrk -t2 -c64` and `loadgen --threads 2 --http
 # --clients 64`, alternating run by run (ROUNDS times, default 3), a fresh
 # server for every run. Prints each run's req/s and the ratio of the
-# medians (loadgen / wrk). Needs `wrk` (Debian: apt-get install wrk).
+# medians (loadgen / wrk). Each tool goes first in every other round. Needs `wrk` (Debian: apt-get install wrk).
 #
 # Environment: DURATION=5 (seconds a run), ROUNDS=3, THREADS=2, CLIENTS=64,
 # LOOPS=2, BUILD=0 to skip the release build.
@@ -48,19 +48,27 @@ start_server() {
     [[ -n $addr ]] || { echo "server did not start" >&2; exit 1; }
 }
 
-wrk_rates=() loadgen_rates=()
-for round in $(seq "$ROUNDS"); do
+run_wrk() {
     start_server
     rate=$(timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CLIENTS" -d"${DURATION}s" "http://$addr/ping" \
         | awk '/^Requests\/sec/ { print $2 }')
     stop_server
     wrk_rates+=("$rate")
+}
+run_loadgen() {
     start_server
     rate=$(timeout $((DURATION + 20)) target/release/loadgen --addr "$addr" --http --clients "$CLIENTS" \
         --threads "$THREADS" --duration "$DURATION" | awk '{ print $2 }')
     stop_server
     loadgen_rates+=("$rate")
-    echo "round $round: wrk $(printf '%.0f' "${wrk_rates[-1]}") req/s, loadgen $(printf '%.0f' "$rate") req/s"
+}
+
+# Each tool goes first in every other round, so neither always meets the
+# machine in the state the other left it.
+wrk_rates=() loadgen_rates=()
+for round in $(seq "$ROUNDS"); do
+    if (( round % 2 )); then run_wrk; run_loadgen; else run_loadgen; run_wrk; fi
+    echo "round $round: wrk $(printf '%.0f' "${wrk_rates[-1]}") req/s, loadgen $(printf '%.0f' "${loadgen_rates[-1]}") req/s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 w=$(median "${wrk_rates[@]}")
