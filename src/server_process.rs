@@ -201,8 +201,8 @@ pub fn serve(args: &[OsString]) -> ExitCode {
     }
     let rest = args.iter().skip(1).cloned();
     match args.first().and_then(|a| a.to_str()) {
-        Some("thread_pool") => thread_pool_server::main_with_args(rest),
-        Some("event_loop") => event_loop_server::main_with_args(rest),
+        Some("thread_pool") => thread_pool_server::COMMAND.main_with_args(rest),
+        Some("event_loop") => event_loop_server::COMMAND.main_with_args(rest),
         _ => {
             eprintln!("parallel_vs_async: --serve takes thread_pool or event_loop");
             ExitCode::from(2)

@@ -10,7 +10,7 @@
 //! catch what they are meant to, so a green run is not a vacuous one.
 //!
 //! The accepted flags come from the binaries' own parsers
-//! (`thread_pool_server::accepted_flags`, `event_loop_server::accepted_flags`,
+//! (`thread_pool_server::COMMAND`, `event_loop_server::COMMAND`,
 //! `parallel_vs_async::compare::accepts_flag`), never from a list kept here.
 
 use std::path::{Path, PathBuf};
@@ -85,8 +85,10 @@ impl Binary {
     fn accepts(self, flag: &str) -> bool {
         let name = flag.split('=').next().unwrap_or(flag);
         match self {
-            Binary::ThreadPool => server_accepts(&thread_pool_server::accepted_flags(), name),
-            Binary::EventLoop => server_accepts(&event_loop_server::accepted_flags(), name),
+            Binary::ThreadPool => {
+                server_accepts(&thread_pool_server::COMMAND.accepted_flags(), name)
+            }
+            Binary::EventLoop => server_accepts(&event_loop_server::COMMAND.accepted_flags(), name),
             Binary::Compare => parallel_vs_async::compare::accepts_flag(name),
         }
     }

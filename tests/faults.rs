@@ -97,6 +97,27 @@ on_both_servers! {
         }
     }
 
+    fn a_connection_reset_under_its_answer_is_an_error_close(model) {
+        let server = start_with(model, &Options::default());
+        let mut doomed = server.connect();
+        doomed.send("DB 1 100\n");
+        reset_on_close(doomed.stream());
+        drop(doomed);
+        // The loop sees the reset at once, the pool's worker when it writes
+        // the answer after its sleep; either way the count comes.
+        let mut watcher = server.connect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stats = watcher.request("STATS");
+            if stats.contains(" error_closes=1 ") {
+                assert!(stats.contains(" idle_closes=0 "), "{stats}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "never counted: {stats}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn a_panicking_request_is_answered_and_the_server_goes_on(model) {
         let server = start_with(model, &Options::default());
         let mut client = server.connect();

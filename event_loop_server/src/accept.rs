@@ -5,9 +5,9 @@
 //! Loop 0 owns the listener and accepts for every loop, like netty's boss
 //! group. Each new connection goes to the loop holding the fewest, over
 //! that loop's channel, and its waker interrupts its `poll`; a connection
-//! placed on loop 0 itself is simply kept. The alternatives, and why not (the
-//! spread this design gives is measured in docs/RESULTS.md; the
-//! alternatives were weighed, not built):
+//! placed on loop 0 itself is simply kept. Either way it waits in the
+//! owning loop's `Context::accepted` until that loop sets it up, once per
+//! turn. The alternatives, and what they cost:
 //! - every loop accepting from a clone of the listener: every loop wakes
 //!   for every connection (mio cannot ask for `EPOLLEXCLUSIVE`), and the
 //!   spread follows whichever loop is fastest to wake, not the load;
@@ -29,17 +29,16 @@
 //! make the loop spin either. `ECONNABORTED` (a client gave up while
 //! queued) is simply skipped.
 
-use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::Registry;
-use shared::stats::Counters;
+use shared::socket::{lost_arrival, try_now};
 
+use crate::context::Context;
 use crate::refuse::{self, Refusals};
-use crate::timers::{Timer, Timers};
-use crate::Shared;
+use crate::state::Shared;
+use crate::timers::Timer;
 
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -48,17 +47,6 @@ enum State {
     Accepting,
     /// `accept` failed for lack of descriptors; one retry timer is armed.
     OutOfDescriptors,
-}
-
-/// What one accepting step borrows from its loop.
-pub(crate) struct Room<'a> {
-    pub(crate) shared: &'a Shared,
-    /// The accepting loop's index.
-    pub(crate) me: usize,
-    pub(crate) registry: &'a Registry,
-    pub(crate) timers: &'a mut Timers,
-    /// Connections accepted for this loop, for it to set up.
-    pub(crate) mine: &'a mut Vec<TcpStream>,
 }
 
 pub(crate) struct Acceptor {
@@ -77,30 +65,26 @@ impl Acceptor {
             listener,
             state: State::Accepting,
             next: 0,
-            refusals: Refusals::default(),
+            refusals: Refusals::new(),
         }
     }
 
-    /// Accepts until the backlog is empty. Connections for this loop are
-    /// pushed onto `room.mine`; the others are handed to their loops.
-    pub(crate) fn accept_all(&mut self, room: &mut Room) {
+    /// Accepts until the backlog is empty. Connections for this loop go to
+    /// `ctx.accepted`; the others are handed to their loops.
+    pub(crate) fn accept_all(&mut self, ctx: &mut Context) {
         loop {
-            match self.listener.accept() {
-                Ok((stream, _peer)) => {
+            match try_now(|| self.listener.accept()) {
+                Ok(Some((stream, _peer))) => {
                     self.state = State::Accepting;
-                    self.place(stream, room);
+                    self.place(stream, ctx);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
-                    ) => {}
+                Ok(None) => return, // the backlog is empty
+                Err(e) if lost_arrival(&e) => {}
                 Err(_) => {
                     // Out of descriptors (or memory): see the module docs.
                     if self.state == State::Accepting {
                         let retry = Instant::now() + ACCEPT_RETRY;
-                        room.timers.add(retry, Timer::RetryAccept);
+                        ctx.timers.add(retry, Timer::RetryAccept);
                     }
                     self.state = State::OutOfDescriptors;
                     return;
@@ -111,48 +95,46 @@ impl Acceptor {
 
     /// A descriptor came free (a connection of this loop closed): worth
     /// trying again only if accepting had stopped for lack of them.
-    pub(crate) fn descriptor_freed(&mut self, room: &mut Room) {
+    pub(crate) fn descriptor_freed(&mut self, ctx: &mut Context) {
         if self.state == State::OutOfDescriptors {
-            self.accept_all(room);
+            self.accept_all(ctx);
         }
     }
 
     /// The retry timer fired.
-    pub(crate) fn retry(&mut self, room: &mut Room) {
+    pub(crate) fn retry(&mut self, ctx: &mut Context) {
         self.state = State::Accepting;
-        self.accept_all(room);
+        self.accept_all(ctx);
     }
 
-    fn place(&mut self, stream: TcpStream, room: &mut Room) {
-        let shared = room.shared;
-        let counters = &shared.loops[room.me].counters;
-        if shared.stop.load(Ordering::SeqCst) {
+    fn place(&mut self, stream: TcpStream, ctx: &mut Context) {
+        let shared = &*ctx.shared;
+        if shared.stopping.load(Ordering::SeqCst) {
             // Shutting down: a loop may already have drained and gone, so
             // hand nothing over; this client gets a clear refusal.
-            refuse::at_once(stream, counters);
+            refuse::at_once(stream, &ctx.mine().counters);
             return;
         }
         if shared.open_connections() >= shared.config.max_connections as u64 {
-            self.refusals
-                .refuse(stream, room.registry, room.timers, counters);
+            self.refusals.refuse(stream, ctx);
             return;
         }
         let target = self.least_loaded(shared);
         let owner = &shared.loops[target];
         // Counted at once, so the next choice already sees it.
-        Counters::add(&owner.counters.open_connections, 1);
-        if target == room.me {
-            room.mine.push(stream);
+        owner.counters.open_connections.add(1);
+        if target == ctx.index {
+            ctx.accepted.push(stream);
         } else if owner.handoff.send(stream).is_ok() {
             let _ = owner.waker.wake();
         } else {
-            Counters::sub(&owner.counters.open_connections, 1); // that loop is gone
+            owner.counters.open_connections.sub(1); // that loop is gone
         }
     }
 
     fn least_loaded(&mut self, shared: &Shared) -> usize {
         let n = shared.loops.len();
-        let load = |i: usize| Counters::get(&shared.loops[i].counters.open_connections);
+        let load = |i: usize| shared.loops[i].counters.open_connections.get();
         let start = self.next;
         let best = (0..n).map(|k| (start + k) % n).min_by_key(|&i| load(i));
         self.next = (start + 1) % n;

@@ -18,19 +18,19 @@
 //!    loop then waits for sockets and the timer at once, and wakes at
 //!    whichever comes first.
 //!
-//! Options weighed (the lateness each left is in docs/RESULTS.md): a poll with
-//! a zero timeout through the last millisecond is as precise but keeps a
-//! core busy; a `thread::sleep` for the last fraction is precise and idle,
-//! but a request that arrives meanwhile waits for the sleep to end, which
-//! made replies *later* at 128 clients, not earlier. The `timerfd` costs
-//! one `timerfd_settime` each time the earliest deadline moves inside its
-//! last millisecond, and needs `unsafe` calls, proven sound below.
-//! Elsewhere than Linux the loop keeps mio's rounded-up timeout.
+//! The `timerfd` costs one `timerfd_settime` each time the earliest
+//! deadline moves inside its last millisecond, and needs `unsafe` calls,
+//! proven sound below. The other ways to be as precise cost more: a poll
+//! with a zero timeout through the last millisecond keeps a core busy; a
+//! `thread::sleep` for the last fraction is idle, but a request that
+//! arrives meanwhile waits for the sleep to end. Elsewhere than Linux the
+//! loop keeps mio's rounded-up timeout.
 //!
 //! Due timers fire once per turn, after the batch of events `poll`
-//! returned. Firing them between events as well made each one a little
-//! more punctual, but cost a third of the throughput at 1,000 clients:
-//! batches of replies became trickles, and every reply its own turn.
+//! returned, so replies that fall due together leave together. Firing them
+//! between events as well would make each a little more punctual, at the
+//! price of a turn per reply: batches of replies become trickles.
+//! (docs/RESULTS.md has what each of these ways cost when tried.)
 //!
 //! `shared::stats::Lateness` records how late each database reply leaves,
 //! on the server's own clock, so the figure does not depend on any load

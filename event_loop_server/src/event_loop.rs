@@ -3,19 +3,23 @@
 //! ```text
 //!   ┌──────────────────────────────── one turn ────────────────────────────────┐
 //!   │ poll(timeout: to the next timer, 0 if work is left over)   clock.rs       │
-//!   │   CLOCK     ─▶ (the precise timer: nothing but wake up)                   │
-//!   │   LISTENER  ─▶ accept, keep or hand over each connection  accept.rs      │
-//!   │   a refused connection's first bytes ─▶ its refusal       refuse.rs      │
-//!   │   WAKER     ─▶ offloaded answers, handed-over connections, shutdown      │
-//!   │   a socket  ─▶ drive that connection                      connection.rs  │
-//!   │ due timers  ─▶ database replies, watchdogs, accept retry  service.rs,    │
-//!   │                                                           watchdog.rs    │
+//!   │ each event, by what its token is for                       tokens.rs      │
+//!   │   Clock      ─▶ (the precise timer: nothing but wake up)                  │
+//!   │   Listener   ─▶ accept, keep or hand over each connection  accept.rs     │
+//!   │   Refused    ─▶ that refused connection's answer           refuse.rs     │
+//!   │   Waker      ─▶ offloaded answers, handed-over connections, shutdown     │
+//!   │   Connection ─▶ drive that connection                      connection.rs │
+//!   │ due timers   ─▶ database replies, watchdogs, refusals,     service.rs,   │
+//!   │                 accept retry                               watchdog.rs   │
+//!   │ connections accepted this turn ─▶ register, drive once                   │
 //!   │ connections that used up their turn's budget ─▶ drive them again         │
 //!   └───────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! Everything this loop does happens on its thread, one step at a time, so
-//! nothing needs a lock. The flip side: a step that takes long (an inline
+//! nothing needs a lock. Each step is a method here or a function over the
+//! loop's [`Context`] (context.rs says why the connections are kept apart
+//! from it). The flip side: a step that takes long (an inline
 //! `IMAGE` job) stalls *every* connection of this loop for its duration.
 //! That is the lesson of the CPU-bound workload, not a bug.
 //!
@@ -32,28 +36,24 @@
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use std::time::Instant;
 
+use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
-use shared::protocol::response;
-use shared::stats::Counters;
+use mio::{Events, Interest};
+use shared::linger;
+use shared::stats::CloseReason;
 
-use crate::accept::{Acceptor, Room};
+use crate::accept::Acceptor;
 use crate::clock::Clock;
 use crate::connection::{Connection, Status};
-use crate::offload::{Done, Offload};
-use crate::refuse;
-use crate::service::Service;
+use crate::context::Context;
+use crate::service;
 use crate::slab::{ConnectionId, Slab};
+use crate::state::Done;
 use crate::timers::Timer;
-use crate::Shared;
-
-pub(crate) const LISTENER: Token = Token(0);
-pub(crate) const WAKER: Token = Token(1);
-/// The precise timer of `clock.rs`: its only message is "a timer is due".
-pub(crate) const CLOCK: Token = Token(2);
+use crate::tokens::Target;
+use crate::watchdog::{self, Check};
 
 /// Whether this loop is serving or finishing what it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,52 +66,45 @@ enum Phase {
 }
 
 pub(crate) struct EventLoop {
-    poll: Poll,
-    clock: Clock,
+    /// Everything a step needs besides the connections and the acceptor.
+    ctx: Context,
+    connections: Slab<Connection<TcpStream>>,
     /// Loop 0 only, and only until shutdown.
-    pub(crate) acceptor: Option<Acceptor>,
-    pub(crate) connections: Slab<Connection<TcpStream>>,
+    acceptor: Option<Acceptor>,
+    clock: Clock,
     /// Connections that used their turn's budget with requests left.
     again: Vec<ConnectionId>,
-    /// Connections accepted for this loop, waiting to be set up.
-    accepted: Vec<TcpStream>,
-    handed_over: Receiver<TcpStream>,
-    offloaded: Receiver<Done>,
-    pub(crate) service: Service,
-    /// Timer heap size at which the next stale-timer sweep runs.
-    pub(crate) sweep_at: usize,
+    /// Connections the acceptor hands to this loop.
+    handoff: Receiver<TcpStream>,
+    /// Offloaded answers for this loop's connections.
+    done: Receiver<Done>,
     phase: Phase,
 }
 
 impl EventLoop {
     pub(crate) fn new(
-        index: usize,
-        poll: Poll,
+        ctx: Context,
         listener: Option<TcpListener>,
-        shared: Arc<Shared>,
-        offload: Option<Arc<Offload>>,
-        handed_over: Receiver<TcpStream>,
-        offloaded: Receiver<Done>,
+        handoff: Receiver<TcpStream>,
+        done: Receiver<Done>,
     ) -> io::Result<Self> {
         let acceptor = match listener {
             Some(mut listener) => {
-                poll.registry()
-                    .register(&mut listener, LISTENER, Interest::READABLE)?;
+                let token = Target::Listener.token();
+                ctx.registry()
+                    .register(&mut listener, token, Interest::READABLE)?;
                 Some(Acceptor::new(listener))
             }
             None => None,
         };
         Ok(EventLoop {
-            clock: Clock::new(poll.registry(), CLOCK)?,
-            poll,
-            acceptor,
+            clock: Clock::new(ctx.registry(), Target::Clock.token())?,
+            ctx,
             connections: Slab::new(),
+            acceptor,
             again: Vec::new(),
-            accepted: Vec::new(),
-            handed_over,
-            offloaded,
-            service: Service::new(index, shared, offload),
-            sweep_at: 0,
+            handoff,
+            done,
             phase: Phase::Serving,
         })
     }
@@ -121,9 +114,10 @@ impl EventLoop {
     pub(crate) fn run(mut self) -> u64 {
         let mut events = Events::with_capacity(1024);
         loop {
-            let next_timer = self.service.timers.next_deadline();
-            let timeout = self.clock.poll_timeout(next_timer, !self.again.is_empty());
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let next_timer = self.ctx.timers.next_deadline();
+            let work_left = !self.again.is_empty() || !self.ctx.accepted.is_empty();
+            let timeout = self.clock.poll_timeout(next_timer, work_left);
+            if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
@@ -131,40 +125,69 @@ impl EventLoop {
                 return 0;
             }
             for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.with_acceptor(Acceptor::accept_all),
-                    token if token.0 >= refuse::FIRST_TOKEN => {
-                        self.with_acceptor(|acceptor, room| {
-                            let counters = &room.shared.loops[room.me].counters;
-                            acceptor.refusals.readable(token, room.registry, counters);
-                        });
-                    }
-                    CLOCK => {} // due timers fire below
-                    WAKER => {
-                        self.take_offloaded_answers();
-                        self.take_handed_over_connections();
-                        self.drain_if_asked();
-                    }
-                    token => {
-                        let Some(id) = self.connections.id_of(token) else {
-                            continue; // a connection already gone
-                        };
-                        let fin = event.is_read_closed() || event.is_error();
-                        if event.is_readable() || fin {
-                            if let Some(conn) = self.connections.get_mut(id) {
-                                conn.readable(fin);
-                            }
-                        }
-                        self.drive_connection(id);
-                    }
-                }
+                self.dispatch(event);
             }
             self.fire_due_timers();
+            self.set_up_accepted();
             self.sweep_stale_timers();
             self.drive_left_over();
             if let Some(sent) = self.drained() {
                 return sent;
             }
+        }
+    }
+
+    fn dispatch(&mut self, event: &Event) {
+        match Target::of(event.token()) {
+            Target::Listener => {
+                if let Some(acceptor) = &mut self.acceptor {
+                    acceptor.accept_all(&mut self.ctx);
+                }
+            }
+            Target::Refused(slot) => {
+                if let Some(acceptor) = &mut self.acceptor {
+                    acceptor.refusals.readable(slot, &self.ctx);
+                }
+            }
+            Target::Clock => {} // due timers fire after the events
+            Target::Waker => {
+                self.take_offloaded_answers();
+                self.ctx.accepted.extend(self.handoff.try_iter());
+                self.drain_if_asked();
+            }
+            Target::Connection(slot) => {
+                let Some(id) = self.connections.id_at(slot) else {
+                    return; // a connection already gone
+                };
+                let fin = event.is_read_closed() || event.is_error();
+                if event.is_readable() || fin {
+                    if let Some(conn) = self.connections.get_mut(id) {
+                        conn.readable(fin);
+                    }
+                }
+                self.drive_connection(id);
+            }
+        }
+    }
+
+    /// Lets a connection do all it can now (`Connection::drive`), then acts
+    /// on its status and counts the answers it sent.
+    fn drive_connection(&mut self, id: ConnectionId) {
+        let Some(conn) = self.connections.get_mut(id) else {
+            return;
+        };
+        // The connection is borrowed from `connections` while `ctx` answers
+        // its requests: two fields, two borrows (context.rs says why).
+        let ctx = &mut self.ctx;
+        let before = conn.answered();
+        let status = conn.drive(|seq, request| service::answer(ctx, id, seq, request));
+        let answered = conn.answered() - before;
+        ctx.mine().counters.requests_answered.add(answered);
+        match status {
+            Ok(Status::Waiting) => {}
+            Ok(Status::MoreToDo) => self.again.push(id),
+            Ok(Status::Finished) => self.close(id, CloseReason::Finished),
+            Err(_) => self.close(id, CloseReason::Failed),
         }
     }
 
@@ -180,6 +203,126 @@ impl EventLoop {
         }
     }
 
+    /// Closes so the last answers arrive (`shared::linger::close`), counts
+    /// why, and lets a stopped acceptor try again with the freed descriptor.
+    fn close(&mut self, id: ConnectionId, reason: CloseReason) {
+        let Some(mut conn) = self.connections.remove(id) else {
+            return;
+        };
+        let _ = self.ctx.registry().deregister(&mut conn.socket);
+        let closed = linger::close(&conn.socket, TcpStream::shutdown);
+        let counters = &self.ctx.mine().counters;
+        counters.count_close(reason.then_closed(closed));
+        counters.open_connections.sub(1);
+        drop(conn);
+        if let Some(acceptor) = &mut self.acceptor {
+            acceptor.descriptor_freed(&mut self.ctx);
+        }
+    }
+
+    fn take_offloaded_answers(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            if let Some(conn) = self.connections.get_mut(done.conn) {
+                conn.fill(done.seq, done.line);
+                self.drive_connection(done.conn);
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = Instant::now();
+        while let Some((due, timer)) = self.ctx.timers.pop_due(now) {
+            match timer {
+                Timer::DbReply { conn, seq, id } => {
+                    let reply = service::db_reply(&mut self.ctx, due, id);
+                    if let Some(c) = self.connections.get_mut(conn) {
+                        c.fill(seq, reply);
+                        self.drive_connection(conn);
+                    }
+                }
+                Timer::Watchdog { conn } => {
+                    let check = watchdog::check(&mut self.ctx, &self.connections, conn, now);
+                    if check == Check::Expired {
+                        self.close(conn, CloseReason::TimedOut);
+                    }
+                }
+                Timer::RefusalDue { refused } => {
+                    if let Some(acceptor) = &mut self.acceptor {
+                        acceptor.refusals.finish(refused, &self.ctx);
+                    }
+                }
+                Timer::RetryAccept => {
+                    if let Some(acceptor) = &mut self.acceptor {
+                        acceptor.retry(&mut self.ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers each connection accepted for this loop and queues it for
+    /// a first drive this turn: bytes may have arrived before registration,
+    /// and no edge would report them.
+    fn set_up_accepted(&mut self) {
+        for stream in std::mem::take(&mut self.ctx.accepted) {
+            let id = self
+                .connections
+                .insert_with(|_| Connection::new(stream, Instant::now()));
+            let Some(conn) = self.connections.get_mut(id) else {
+                continue;
+            };
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let token = Target::Connection(id.slot).token();
+            if self
+                .ctx
+                .registry()
+                .register(&mut conn.socket, token, interest)
+                .is_err()
+            {
+                self.connections.remove(id);
+                self.ctx.mine().counters.open_connections.sub(1);
+                continue;
+            }
+            if self.phase != Phase::Serving {
+                conn.stop_reading(); // arrived as the server stopped
+            }
+            watchdog::arm(&mut self.ctx, id);
+            self.again.push(id);
+        }
+    }
+
+    /// Timers of closed connections are left in the heap (nothing is
+    /// cancelled); once in a while they are swept out (timers.rs).
+    fn sweep_stale_timers(&mut self) {
+        let connections = &self.connections;
+        let dropped = self.ctx.timers.sweep_stale(|id| connections.contains(id));
+        if dropped > 0 {
+            self.ctx.db_waiting_changed(-(dropped as i64));
+        }
+    }
+
+    /// Shutdown: no new connections, nothing more read; every request
+    /// already read is still answered, then each connection closes.
+    fn drain_if_asked(&mut self) {
+        let stopping = self.ctx.shared.stopping.load(Ordering::SeqCst);
+        if self.phase != Phase::Serving || !stopping {
+            return;
+        }
+        self.phase = Phase::Draining {
+            answered_before: self.answered(),
+        };
+        if let Some(mut acceptor) = self.acceptor.take() {
+            let _ = self.ctx.registry().deregister(&mut acceptor.listener);
+            acceptor.refusals.finish_all(&self.ctx);
+        }
+        for id in self.connections.ids() {
+            if let Some(conn) = self.connections.get_mut(id) {
+                conn.stop_reading();
+            }
+            self.drive_connection(id);
+        }
+    }
+
     /// Once draining and every connection is gone: how many answers the
     /// drain sent.
     fn drained(&mut self) -> Option<u64> {
@@ -190,155 +333,14 @@ impl EventLoop {
             return None;
         }
         // Handed over as the acceptor stopped: never served.
-        for _ in self.handed_over.try_iter() {
-            Counters::sub(&self.service.counters().open_connections, 1);
+        for _ in self.handoff.try_iter() {
+            self.ctx.mine().counters.open_connections.sub(1);
         }
         Some(self.answered() - answered_before)
     }
 
-    /// Lets a connection do all it can now (`Connection::drive`), then acts
-    /// on its status and counts the answers it sent.
-    pub(crate) fn drive_connection(&mut self, id: ConnectionId) {
-        let Some(conn) = self.connections.get_mut(id) else {
-            return;
-        };
-        let service = &mut self.service;
-        let before = conn.answered();
-        let status = conn.drive(|seq, request| service.answer(id, seq, request));
-        Counters::add(
-            &service.counters().requests_answered,
-            conn.answered() - before,
-        );
-        match status {
-            Ok(Status::Waiting) => {}
-            Ok(Status::MoreToDo) => self.again.push(id),
-            Ok(Status::Finished) | Err(_) => self.close(id),
-        }
-    }
-
-    pub(crate) fn close(&mut self, id: ConnectionId) {
-        let Some(mut conn) = self.connections.remove(id) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut conn.socket);
-        // Close so the last answers arrive: FIN after them, unread input
-        // dropped (see `shared::linger`).
-        let _ = conn.socket.shutdown(std::net::Shutdown::Write);
-        shared::linger::discard_unread(&conn.socket);
-        Counters::sub(&self.service.counters().open_connections, 1);
-        self.with_acceptor(Acceptor::descriptor_freed);
-    }
-
-    /// One step of loop 0's acceptor, then the set-up of the connections
-    /// it kept for this loop. Other loops have no acceptor.
-    fn with_acceptor(&mut self, step: impl FnOnce(&mut Acceptor, &mut Room)) {
-        let Some(acceptor) = &mut self.acceptor else {
-            return;
-        };
-        let mut room = Room {
-            shared: &self.service.shared,
-            me: self.service.index,
-            registry: self.poll.registry(),
-            timers: &mut self.service.timers,
-            mine: &mut self.accepted,
-        };
-        step(acceptor, &mut room);
-        self.set_up_accepted();
-    }
-
-    fn take_handed_over_connections(&mut self) {
-        self.accepted.extend(self.handed_over.try_iter());
-        self.set_up_accepted();
-    }
-
-    /// Registers each new connection and gives it a first drive: bytes may
-    /// have arrived before registration, and no edge would report them.
-    fn set_up_accepted(&mut self) {
-        for stream in std::mem::take(&mut self.accepted) {
-            let id = self
-                .connections
-                .insert_with(|_| Connection::new(stream, Instant::now()));
-            let Some(conn) = self.connections.get_mut(id) else {
-                continue;
-            };
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            let registry = self.poll.registry();
-            if registry
-                .register(&mut conn.socket, id.token(), interest)
-                .is_err()
-            {
-                self.connections.remove(id);
-                Counters::sub(&self.service.counters().open_connections, 1);
-                continue;
-            }
-            if self.phase != Phase::Serving {
-                conn.stop_reading(); // arrived as the server stopped
-            }
-            self.arm_watchdog(id);
-            self.again.push(id);
-        }
-    }
-
-    fn take_offloaded_answers(&mut self) {
-        while let Ok(done) = self.offloaded.try_recv() {
-            if let Some(conn) = self.connections.get_mut(done.conn) {
-                conn.fill(done.seq, done.line);
-                self.drive_connection(done.conn);
-            }
-        }
-    }
-
-    fn fire_due_timers(&mut self) {
-        let now = Instant::now();
-        while let Some((due, timer)) = self.service.timers.pop_due(now) {
-            match timer {
-                Timer::DbReply { conn, seq, id } => {
-                    let lateness = &self.service.shared.loops[self.service.index].lateness;
-                    lateness.record(due, Instant::now());
-                    self.service.db_waiting_changed(-1);
-                    if let Some(c) = self.connections.get_mut(conn) {
-                        c.fill(seq, response::db(id, shared::db::value(id)));
-                        self.drive_connection(conn);
-                    }
-                }
-                Timer::Watchdog { conn } => self.check_watchdog(conn, now),
-                Timer::RefusalDue { slot, generation } => {
-                    self.with_acceptor(|acceptor, room| {
-                        let counters = &room.shared.loops[room.me].counters;
-                        acceptor
-                            .refusals
-                            .due(slot, generation, room.registry, counters);
-                    });
-                }
-                Timer::RetryAccept => self.with_acceptor(Acceptor::retry),
-            }
-        }
-    }
-
-    /// Shutdown: no new connections, nothing more read; every request
-    /// already read is still answered, then each connection closes.
-    fn drain_if_asked(&mut self) {
-        if self.phase != Phase::Serving || !self.service.shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        self.phase = Phase::Draining {
-            answered_before: self.answered(),
-        };
-        if let Some(mut acceptor) = self.acceptor.take() {
-            let _ = self.poll.registry().deregister(&mut acceptor.listener);
-            let counters = self.service.counters();
-            acceptor.refusals.finish_all(self.poll.registry(), counters);
-        }
-        for id in self.connections.ids() {
-            if let Some(conn) = self.connections.get_mut(id) {
-                conn.stop_reading();
-            }
-            self.drive_connection(id);
-        }
-    }
-
     fn answered(&self) -> u64 {
-        Counters::get(&self.service.counters().requests_answered)
+        self.ctx.mine().counters.requests_answered.get()
     }
 }
 

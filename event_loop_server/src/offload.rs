@@ -11,7 +11,8 @@
 //! as long as the job runs. Here the loop only hands the job over and goes
 //! on serving; when a worker finishes, it puts the answer on a channel and
 //! wakes the loop's `poll` through a `mio::Waker`. The loop then drops the
-//! answer into the request's place, so answers still leave in request order.
+//! answer into the request's place (`take_offloaded_answers` in
+//! event_loop.rs), so answers still leave in request order.
 //!
 //! With several loops (`--loops`) they share the one pool, and each answer
 //! goes back to the loop that owns its connection, through that loop's own
@@ -19,19 +20,18 @@
 //!
 //! This is how production event loops run CPU work: libuv's thread pool
 //! under Node.js, tokio's `spawn_blocking`. The pool is the very one the
-//! thread-pool server is built on.
+//! thread-pool server is built on (the `worker_pool` crate).
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use shared::image::{ImageJob, ImageScratch};
+use shared::panics::answer_caught;
 use shared::protocol::response;
-use shared::stats::Counters;
-use thread_pool_server::pool::WorkerPool;
+use worker_pool::WorkerPool;
 
 use crate::slab::ConnectionId;
-use crate::Shared;
+use crate::state::{Done, Shared};
 
 /// Image jobs that may wait for a free worker before new ones get `ERR`.
 const QUEUE: usize = 1024;
@@ -42,13 +42,6 @@ struct Job {
     conn: ConnectionId,
     seq: u64,
     image: ImageJob,
-}
-
-/// A finished job, on its way back to the loop that owns its connection.
-pub(crate) struct Done {
-    pub(crate) conn: ConnectionId,
-    pub(crate) seq: u64,
-    pub(crate) line: String,
 }
 
 /// One pool for every loop of the server. Dropped with the last loop: the
@@ -67,16 +60,9 @@ impl Offload {
                 let owner = &shared.loops[job.owner];
                 // Caught here, not only by the pool, so the client still gets
                 // its one answer and the connection does not wait for ever.
-                let line = match catch_unwind(AssertUnwindSafe(|| {
+                let line = answer_caught(&mut (scratch, &owner.counters), |(scratch, _)| {
                     response::run_image(scratch, &job.image, Some(worker))
-                })) {
-                    Ok(line) => line,
-                    Err(_) => {
-                        *scratch = ImageScratch::new();
-                        Counters::add(&owner.counters.panics, 1);
-                        response::internal_error()
-                    }
-                };
+                });
                 let done = Done {
                     conn: job.conn,
                     seq: job.seq,

@@ -19,107 +19,79 @@
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
+use mio::Interest;
 use shared::stats::Counters;
 
-use crate::timers::{Timer, Timers};
+use crate::context::Context;
+use crate::slab::{ConnectionId, Slab};
+use crate::timers::Timer;
+use crate::tokens::Target;
 
-/// Tokens from here up belong to refused connections; connections' own
-/// tokens stay far below.
-pub(crate) const FIRST_TOKEN: usize = usize::MAX / 2;
 /// Refused connections that may wait for their first bytes at once.
 const MAX_WAITING: usize = 64;
 /// How long one may wait.
 const WAIT_FOR_FIRST_BYTES: Duration = Duration::from_millis(200);
 
-/// One waiting refusal; `generation` tells its deadline from the deadline
-/// of an earlier occupant of the same slot.
-struct Waiting {
-    stream: TcpStream,
-    generation: u64,
-}
-
-#[derive(Default)]
+/// Refused connections waiting for their first bytes. A slab, like the
+/// loop's connections, so that a deadline set for one refusal cannot end
+/// a later one in the same slot.
 pub(crate) struct Refusals {
-    slots: Vec<Option<Waiting>>,
-    generations: u64,
+    waiting: Slab<TcpStream>,
 }
 
 impl Refusals {
+    pub(crate) fn new() -> Self {
+        Refusals {
+            waiting: Slab::new(),
+        }
+    }
+
     /// Refuses `stream`: at once if its first bytes are already here or
     /// there is no room to wait, else when they come or the wait is over.
-    pub(crate) fn refuse(
-        &mut self,
-        mut stream: TcpStream,
-        registry: &Registry,
-        timers: &mut Timers,
-        counters: &Counters,
-    ) {
+    pub(crate) fn refuse(&mut self, stream: TcpStream, ctx: &mut Context) {
+        let counters = &ctx.mine().counters;
         // A peek: the refusal itself reads the bytes when it answers.
         let arrived = stream.peek(&mut [0u8; 1]).unwrap_or(0) > 0;
-        let free = (0..MAX_WAITING).find(|&i| self.slots.get(i).is_none_or(Option::is_none));
-        let Some(slot) = free.filter(|_| !arrived) else {
-            return at_once(stream, counters);
-        };
-        let token = Token(FIRST_TOKEN + slot);
-        if registry
-            .register(&mut stream, token, Interest::READABLE)
-            .is_err()
-        {
+        if arrived || self.waiting.len() >= MAX_WAITING {
             return at_once(stream, counters);
         }
-        self.generations += 1;
-        let generation = self.generations;
-        if self.slots.len() <= slot {
-            self.slots.resize_with(slot + 1, || None);
+        let refused = self.waiting.insert_with(|_| stream);
+        let token = Target::Refused(refused.slot).token();
+        let registered = self
+            .waiting
+            .get_mut(refused)
+            .map(|stream| ctx.registry().register(stream, token, Interest::READABLE));
+        if !matches!(registered, Some(Ok(()))) {
+            if let Some(stream) = self.waiting.remove(refused) {
+                at_once(stream, counters);
+            }
+            return;
         }
-        self.slots[slot] = Some(Waiting { stream, generation });
-        let due = Timer::RefusalDue { slot, generation };
-        timers.add(Instant::now() + WAIT_FOR_FIRST_BYTES, due);
+        let due = Timer::RefusalDue { refused };
+        ctx.timers.add(Instant::now() + WAIT_FOR_FIRST_BYTES, due);
     }
 
-    /// A readiness event for a refused connection: its bytes (or its FIN)
-    /// have come.
-    pub(crate) fn readable(&mut self, token: Token, registry: &Registry, counters: &Counters) {
-        if let Some(slot) = token.0.checked_sub(FIRST_TOKEN) {
-            self.finish(slot, None, registry, counters);
+    /// A readiness event for the refused connection in `slot`: its bytes
+    /// (or its FIN) have come.
+    pub(crate) fn readable(&mut self, slot: usize, ctx: &Context) {
+        if let Some(refused) = self.waiting.id_at(slot) {
+            self.finish(refused, ctx);
         }
-    }
-
-    /// The wait of `slot`'s refusal is over, if it is still the same one.
-    pub(crate) fn due(
-        &mut self,
-        slot: usize,
-        generation: u64,
-        registry: &Registry,
-        counters: &Counters,
-    ) {
-        self.finish(slot, Some(generation), registry, counters);
     }
 
     /// Shutdown: every waiting refusal is answered now.
-    pub(crate) fn finish_all(&mut self, registry: &Registry, counters: &Counters) {
-        for slot in 0..self.slots.len() {
-            self.finish(slot, None, registry, counters);
+    pub(crate) fn finish_all(&mut self, ctx: &Context) {
+        for refused in self.waiting.ids() {
+            self.finish(refused, ctx);
         }
     }
 
-    fn finish(
-        &mut self,
-        slot: usize,
-        generation: Option<u64>,
-        registry: &Registry,
-        counters: &Counters,
-    ) {
-        let Some(place) = self.slots.get_mut(slot) else {
-            return;
-        };
-        if generation.is_some_and(|g| place.as_ref().is_some_and(|w| w.generation != g)) {
-            return; // the deadline of an earlier occupant
-        }
-        if let Some(Waiting { mut stream, .. }) = place.take() {
-            let _ = registry.deregister(&mut stream);
-            at_once(stream, counters);
+    /// Answers `refused` now, if it is still waiting: a stale id (its
+    /// deadline, after its first bytes already ended it) finds nothing.
+    pub(crate) fn finish(&mut self, refused: ConnectionId, ctx: &Context) {
+        if let Some(mut stream) = self.waiting.remove(refused) {
+            let _ = ctx.registry().deregister(&mut stream);
+            at_once(stream, &ctx.mine().counters);
         }
     }
 }
@@ -128,5 +100,5 @@ impl Refusals {
 /// (`shared::linger::refuse`), and closes.
 pub(crate) fn at_once(stream: TcpStream, counters: &Counters) {
     shared::linger::refuse(&stream);
-    Counters::add(&counters.busy_rejections, 1);
+    counters.busy_rejections.add(1);
 }

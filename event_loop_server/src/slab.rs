@@ -1,27 +1,18 @@
 //! Where the loop keeps its connections: a slab (a vector of slots plus a
-//! list of free ones), so a connection is found from its `mio::Token` with
-//! one index, not a hash lookup.
+//! list of free ones), so a connection is found from its `mio::Token` (which
+//! names its slot, tokens.rs) with one index, not a hash lookup. The
+//! acceptor keeps its refused connections in a slab too (refuse.rs).
 //!
 //! Slots are reused, and that is a trap: a timer set for the connection that
 //! *used* to live in slot 7 must not fire into the one living there now. So
 //! each slot counts its occupants, and a [`ConnectionId`] is the pair (slot,
 //! generation). Looking up a stale id finds nothing.
 
-use mio::Token;
-
-/// Tokens below this are the listener's, the waker's and the clock's.
-pub(crate) const FIRST_CONNECTION_TOKEN: usize = 3;
-
+/// One connection in one slab, for as long as it lives there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConnectionId {
     pub(crate) slot: usize,
     pub(crate) generation: u64,
-}
-
-impl ConnectionId {
-    pub(crate) fn token(self) -> Token {
-        Token(self.slot + FIRST_CONNECTION_TOKEN)
-    }
 }
 
 struct Slot<T> {
@@ -68,6 +59,14 @@ impl<T> Slab<T> {
         id
     }
 
+    pub(crate) fn get(&self, id: ConnectionId) -> Option<&T> {
+        let entry = self.slots.get(id.slot)?;
+        if entry.generation != id.generation {
+            return None;
+        }
+        entry.value.as_ref()
+    }
+
     pub(crate) fn get_mut(&mut self, id: ConnectionId) -> Option<&mut T> {
         let entry = self.slots.get_mut(id.slot)?;
         if entry.generation != id.generation {
@@ -78,14 +77,11 @@ impl<T> Slab<T> {
 
     /// Whether `id` still names a live connection.
     pub(crate) fn contains(&self, id: ConnectionId) -> bool {
-        self.slots
-            .get(id.slot)
-            .is_some_and(|entry| entry.generation == id.generation && entry.value.is_some())
+        self.get(id).is_some()
     }
 
-    /// The live id for a token from `poll`, if a connection holds it.
-    pub(crate) fn id_of(&self, token: Token) -> Option<ConnectionId> {
-        let slot = token.0.checked_sub(FIRST_CONNECTION_TOKEN)?;
+    /// The id of whatever lives in `slot` now, if anything does.
+    pub(crate) fn id_at(&self, slot: usize) -> Option<ConnectionId> {
         let entry = self.slots.get(slot)?;
         entry.value.as_ref()?;
         Some(ConnectionId {
@@ -131,6 +127,6 @@ mod tests {
         assert_eq!(new.slot, old.slot);
         assert_eq!(slab.get_mut(old), None);
         assert_eq!(slab.get_mut(new), Some(&mut "new"));
-        assert_eq!(slab.id_of(new.token()), Some(new));
+        assert_eq!(slab.id_at(new.slot), Some(new));
     }
 }

@@ -10,7 +10,7 @@
 //! slot's generation no longer matches) and dropped. That is simpler and
 //! cheaper than finding and removing them. So that many short connections
 //! cannot fill the heap with dead entries, the loop sweeps them all out in
-//! one pass whenever the heap has doubled (`EventLoop::drop_stale_timers`).
+//! one pass whenever the heap has doubled ([`Timers::sweep_stale`]).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -31,8 +31,11 @@ pub(crate) enum Timer {
     /// Accepting failed for lack of descriptors; try again.
     RetryAccept,
     /// A refused connection has waited long enough for its first bytes.
-    RefusalDue { slot: usize, generation: u64 },
+    RefusalDue { refused: ConnectionId },
 }
+
+/// Below this many timers the heap is never swept.
+const MIN_TIMER_SWEEP: usize = 1024;
 
 struct Entry {
     at: Instant,
@@ -45,6 +48,8 @@ struct Entry {
 pub(crate) struct Timers {
     heap: BinaryHeap<Entry>,
     added: u64,
+    /// Heap size at which the next stale-timer sweep runs.
+    sweep_at: usize,
 }
 
 impl Timers {
@@ -57,14 +62,30 @@ impl Timers {
         });
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    /// Keeps only the timers `keep` says yes to.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&Timer) -> bool) {
-        let mut keep = keep;
-        self.heap.retain(|entry| keep(&entry.timer));
+    /// Drops the timers of connections that are gone, once the heap has
+    /// doubled since the last sweep; `live` says whether a connection still
+    /// is. Returns how many database replies were dropped with them.
+    ///
+    /// Why: with many short connections, thousands of dead watchdogs would
+    /// otherwise wait out their period in the heap. Each sweep is O(n) and
+    /// at least halves the heap, so its cost is spread over the pushes that
+    /// grew it.
+    pub(crate) fn sweep_stale(&mut self, live: impl Fn(ConnectionId) -> bool) -> u64 {
+        if self.heap.len() < self.sweep_at.max(MIN_TIMER_SWEEP) {
+            return 0;
+        }
+        let mut dropped_replies = 0;
+        self.heap.retain(|entry| match entry.timer {
+            Timer::DbReply { conn, .. } => {
+                let keep = live(conn);
+                dropped_replies += u64::from(!keep);
+                keep
+            }
+            Timer::Watchdog { conn } => live(conn),
+            Timer::RetryAccept | Timer::RefusalDue { .. } => true,
+        });
+        self.sweep_at = 2 * self.heap.len();
+        dropped_replies
     }
 
     /// When the earliest timer is due, if any.
@@ -106,6 +127,30 @@ impl Eq for Entry {}
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_sweep_drops_only_dead_connections_timers() {
+        let now = Instant::now();
+        let mut timers = Timers::default();
+        let live = ConnectionId {
+            slot: 0,
+            generation: 1,
+        };
+        let dead = ConnectionId {
+            slot: 1,
+            generation: 1,
+        };
+        for seq in 0..MIN_TIMER_SWEEP as u64 {
+            let conn = if seq % 2 == 0 { live } else { dead };
+            timers.add(now, Timer::DbReply { conn, seq, id: seq });
+        }
+        timers.add(now, Timer::RetryAccept);
+        let dropped = timers.sweep_stale(|conn| conn == live);
+        assert_eq!(dropped, MIN_TIMER_SWEEP as u64 / 2);
+        assert_eq!(timers.heap.len(), MIN_TIMER_SWEEP / 2 + 1);
+        // Not doubled since: the next sweep waits.
+        assert_eq!(timers.sweep_stale(|_| false), 0);
+    }
 
     #[test]
     fn pops_in_deadline_order_then_insertion_order() {

@@ -1,8 +1,8 @@
 //! The command line both servers share: flags, `--help`, exit codes, the
 //! start-up line, and graceful shutdown on Ctrl-C or SIGTERM.
 //!
-//! A server binary is a thin shell: it describes its own flags, builds its
-//! config, and hands [`run_server`] a way to start itself. Everything a
+//! A server binary is a thin shell: it describes its own flags, how they
+//! build its config, and how it starts, in a [`ServerCommand`]. Everything a
 //! person sees at the terminal is decided here, so both servers behave the
 //! same: usage on `--help` (exit 0), one line on stderr for a bad flag
 //! (exit 2) or an address that cannot be bound (exit 1), never a backtrace.
@@ -184,7 +184,7 @@ fn resolve(text: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(invalid)
 }
 
-/// What `run_server` needs of a running server.
+/// What [`ServerCommand`] needs of a running server.
 pub trait RunningServer {
     fn local_addr(&self) -> SocketAddr;
     /// Stops accepting, answers every request already read, closes every
@@ -192,16 +192,22 @@ pub trait RunningServer {
     fn shutdown(self) -> u64;
 }
 
-/// Describes a server binary for `--help`.
-pub struct ServerCommand {
+/// A server binary: what `--help` says, its own flags, and how it starts.
+/// Each server crate has one, `COMMAND`, and everything that runs the
+/// binary (its `main`, the comparison's child processes, the docs test)
+/// goes through it.
+pub struct ServerCommand<C, S> {
     pub name: &'static str,
     pub about: &'static str,
     /// Where the server listens without `--addr`.
     pub default_addr: &'static str,
     pub flags: &'static [Flag],
+    /// The server's config from the common settings and its own flags.
+    pub config: fn(CommonConfig, &ParsedFlags) -> Result<C, CliError>,
+    pub start: fn(C) -> io::Result<S>,
 }
 
-impl ServerCommand {
+impl<C, S: RunningServer> ServerCommand<C, S> {
     /// Every flag this command takes, the common ones first. Parsing,
     /// `--help` and [`ServerCommand::accepted_flags`] all read this one
     /// list, so they cannot disagree.
@@ -234,17 +240,10 @@ impl ServerCommand {
         text
     }
 
-    /// The whole life of a server process: parse, start, print where it
-    /// listens, wait for SIGINT or SIGTERM, drain, exit.
-    pub fn run<S, C>(
-        &self,
-        args: impl IntoIterator<Item = OsString>,
-        config_from_flags: impl FnOnce(CommonConfig, &ParsedFlags) -> Result<C, CliError>,
-        start: impl FnOnce(C) -> io::Result<S>,
-    ) -> ExitCode
-    where
-        S: RunningServer,
-    {
+    /// The binary's whole behaviour, callable from tests: parse `args`
+    /// (without the program name), start, print where it listens, wait for
+    /// SIGINT or SIGTERM, drain, exit.
+    pub fn main_with_args(&self, args: impl IntoIterator<Item = OsString>) -> ExitCode {
         install_one_line_panic_messages();
         let default_addr = self
             .default_addr
@@ -252,7 +251,7 @@ impl ServerCommand {
             .expect("a server's default address is valid");
         let parsed = ParsedFlags::parse(args, &self.flag_lists()).and_then(|flags| {
             let common = CommonConfig::from_flags(&flags, default_addr)?;
-            config_from_flags(common, &flags)
+            (self.config)(common, &flags)
         });
         let config = match parsed {
             Ok(config) => config,
@@ -277,7 +276,7 @@ impl ServerCommand {
                 return ExitCode::FAILURE;
             }
         };
-        let server = match start(config) {
+        let server = match (self.start)(config) {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("{}: cannot start: {e}", self.name);

@@ -12,26 +12,40 @@
 //! reset; waiting for them would hold a worker or a slot for an unbounded
 //! time, which is the worse trade.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
 
 use crate::protocol::dialect;
+use crate::socket::try_now;
 
 /// At most this much unread input is discarded before giving up.
 const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// Reads and drops what has already arrived. `socket` must be
 /// non-blocking: this never waits.
-pub fn discard_unread(mut socket: impl Read) {
+fn discard_unread(mut socket: impl Read) {
     let mut sink = [0u8; 16 * 1024];
     let mut discarded = 0;
     while discarded < DISCARD_LIMIT {
-        match socket.read(&mut sink) {
-            Ok(0) => return,
-            Ok(n) => discarded += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return, // WouldBlock: nothing more has arrived
+        match try_now(|| socket.read(&mut sink)) {
+            Ok(Some(n)) if n > 0 => discarded += n,
+            _ => return, // the end, nothing more arrived yet, or an error
         }
     }
+}
+
+/// The end of every served connection, on both servers: the sending half
+/// shut down (its FIN follows the last answer), then the unread input
+/// dropped. `shutdown` is the socket type's own `shutdown` (std's and
+/// mio's streams alike); `socket` must be non-blocking. The error is the
+/// shutdown's: the peer had already reset the connection.
+pub fn close<S>(socket: &S, shutdown: fn(&S, Shutdown) -> io::Result<()>) -> io::Result<()>
+where
+    for<'a> &'a S: Read,
+{
+    let shut = shutdown(socket, Shutdown::Write);
+    discard_unread(socket);
+    shut
 }
 
 /// Refuses a new connection the server has no room for: one answer in the

@@ -1,5 +1,6 @@
-//! The counters behind `STATS`, shared by every thread of a server, and the
-//! histogram of how late database replies leave.
+//! The counters behind `STATS`, shared by every thread of a server; the
+//! histogram of how late database replies leave; and the `STATS` line both
+//! servers build from them.
 //!
 //! Relaxed atomics are enough: each counter is read on its own, to report a
 //! number to a person, and no other memory is published through them.
@@ -7,38 +8,121 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Connections accepted and not yet closed (queued ones included).
-    pub open_connections: AtomicU64,
-    /// Response lines produced so far, over every connection.
-    pub requests_answered: AtomicU64,
-    /// Connections turned away with `ERR busy`.
-    pub busy_rejections: AtomicU64,
-    /// Connections closed because they sent no complete request in time.
-    pub idle_closes: AtomicU64,
-    /// Requests whose handling panicked, answered `ERR internal error`.
-    pub panics: AtomicU64,
-}
+use crate::protocol::response;
 
-impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+/// One number any thread may change or read.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Never below zero: a miscount must not wrap a gauge to 2^64 (a
     /// server would then think itself full for ever).
-    pub fn sub(counter: &AtomicU64, n: u64) {
-        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(v.saturating_sub(n))
-        });
+    pub fn sub(&self, n: u64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted and not yet closed (queued ones included).
+    pub open_connections: Counter,
+    /// Response lines produced so far, over every connection.
+    pub requests_answered: Counter,
+    /// Connections turned away with `ERR busy`.
+    pub busy_rejections: Counter,
+    /// Connections closed because they sent no complete request in time,
+    /// or their output made no progress in time.
+    pub idle_closes: Counter,
+    /// Connections closed because a read, a write or the closing shutdown
+    /// failed (a reset, a broken pipe).
+    pub error_closes: Counter,
+    /// Requests whose handling panicked, answered `ERR internal error`.
+    pub panics: Counter,
+}
+
+/// Why a server closed a connection, as `STATS` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Everything asked was answered: the client left or quit, or the
+    /// server drained it at shutdown. Not counted.
+    Finished,
+    /// No complete request for the idle timeout, or output stalled for the
+    /// write timeout: `idle_closes`.
+    TimedOut,
+    /// A read, a write or the closing shutdown failed with a real error,
+    /// not "would block" or "interrupted": `error_closes`.
+    Failed,
+}
+
+impl CloseReason {
+    /// The reason once the close itself has been tried: a connection that
+    /// had finished, but whose closing shutdown failed (the peer had reset
+    /// it meanwhile), failed after all.
+    pub fn then_closed(self, closed: std::io::Result<()>) -> CloseReason {
+        match (self, closed) {
+            (CloseReason::Finished, Err(_)) => CloseReason::Failed,
+            (reason, _) => reason,
+        }
+    }
+}
+
+impl Counters {
+    /// Counts one closed connection; the caller has already closed it.
+    pub fn count_close(&self, reason: CloseReason) {
+        match reason {
+            CloseReason::Finished => {}
+            CloseReason::TimedOut => self.idle_closes.add(1),
+            CloseReason::Failed => self.error_closes.add(1),
+        }
+    }
+}
+
+/// A server's `STATS` answer: `connections` and `requests`, then the
+/// server's own `first` fields, then the fields every server counts, then
+/// its own `last` ones. Both servers build the line here, so the fields they
+/// share have one name and one order. A server with several sets of
+/// counters (one per loop) passes them all; they are added up.
+pub fn stats_line<'a>(
+    counters: impl Iterator<Item = &'a Counters> + Clone,
+    lateness: impl Iterator<Item = &'a Lateness> + Clone,
+    first: &[(&str, u64)],
+    last: &[(&str, u64)],
+) -> String {
+    let sum =
+        |pick: fn(&Counters) -> &Counter| -> u64 { counters.clone().map(|c| pick(c).get()).sum() };
+    let late = |quantile| Lateness::quantile_micros(lateness.clone(), quantile).unwrap_or(0);
+    let mut fields = first.to_vec();
+    fields.extend([
+        ("busy_rejections", sum(|c| &c.busy_rejections)),
+        ("idle_closes", sum(|c| &c.idle_closes)),
+        ("error_closes", sum(|c| &c.error_closes)),
+        ("panics", sum(|c| &c.panics)),
+        ("timer_late_p50_us", late(0.5)),
+        ("timer_late_p99_us", late(0.99)),
+    ]);
+    fields.extend_from_slice(last);
+    response::stats(
+        sum(|c| &c.open_connections),
+        sum(|c| &c.requests_answered),
+        &fields,
+    )
+}
 /// Width of one bucket of the lateness histogram.
 const BUCKET_MICROS: u64 = 25;
 /// 25 µs buckets up to 10 ms; later ones share the last bucket.

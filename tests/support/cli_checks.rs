@@ -265,6 +265,14 @@ pub fn a_client_that_never_reads_is_bounded_then_closed(binary: &str, extra_args
         "closed only after {:?}",
         started.elapsed()
     );
+    // Output that made no progress for the write timeout is an idle close,
+    // on both servers, and not an error.
+    other.write_all(b"STATS\n").unwrap();
+    let stats = read_line(&mut other_reader);
+    assert!(
+        stats.contains(" idle_closes=1 ") && stats.contains(" error_closes=0 "),
+        "{stats}"
+    );
     drop(greedy);
 }
 

@@ -12,17 +12,19 @@
 //! 500 requests in one packet cost one write, not 500, and come back in
 //! order because they are answered in order.
 
-use std::io::{self, ErrorKind, Write};
-use std::net::{Shutdown, TcpStream};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::io::Write;
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use shared::image::ImageScratch;
+use shared::linger;
+use shared::panics::{answer_caught, Answerer};
 use shared::protocol::{response, Incoming, Request, RequestReader, Work};
-use shared::stats::{Counters, Lateness};
+use shared::socket::try_now;
+use shared::stats::{stats_line, CloseReason, Counters};
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Past this much unsent output, write before answering more.
 const FLUSH_AT: usize = 64 * 1024;
@@ -33,7 +35,8 @@ enum Next {
     Close,
 }
 
-struct Session<'a> {
+/// One connection as its worker serves it.
+struct Connection<'a> {
     stream: &'a TcpStream,
     shared: &'a Shared,
     scratch: &'a mut ImageScratch,
@@ -46,8 +49,8 @@ struct Session<'a> {
 }
 
 /// Serves `stream` until the client leaves, quits, idles out, or breaks the
-/// line limit. Errors end only this connection, so there is nothing to
-/// report back to the caller.
+/// line limit, then closes it and counts why. Errors end only this
+/// connection, so there is nothing to report back to the caller.
 pub(crate) fn serve(
     stream: &TcpStream,
     shared: &Shared,
@@ -61,7 +64,7 @@ pub(crate) fn serve(
     {
         return;
     }
-    let mut session = Session {
+    let mut conn = Connection {
         stream,
         shared,
         scratch,
@@ -70,16 +73,17 @@ pub(crate) fn serve(
         idle_deadline: Instant::now() + idle_timeout,
     };
     let mut reader = RequestReader::new();
-    let _ = session.serve_requests(&mut reader);
-    // Close so the last answers arrive: FIN after them, unread input dropped.
-    let _ = stream.shutdown(Shutdown::Write);
-    if stream.set_nonblocking(true).is_ok() {
-        shared::linger::discard_unread(stream);
-    }
+    let served = conn.serve_requests(&mut reader);
+    let closed = stream
+        .set_nonblocking(true)
+        .and_then(|()| linger::close(stream, TcpStream::shutdown));
+    let reason = served.err().unwrap_or(CloseReason::Finished);
+    shared.counters.count_close(reason.then_closed(closed));
 }
 
-impl Session<'_> {
-    fn serve_requests(&mut self, reader: &mut RequestReader) -> io::Result<()> {
+impl Connection<'_> {
+    /// Serves until the connection ends: `Ok` when it finished, else why.
+    fn serve_requests(&mut self, reader: &mut RequestReader) -> Result<(), CloseReason> {
         let mut socket = self.stream;
         loop {
             while let Some(item) = reader.next() {
@@ -90,31 +94,37 @@ impl Session<'_> {
             self.flush()?;
             let now = Instant::now();
             if now >= self.idle_deadline {
-                Counters::add(&self.shared.counters.idle_closes, 1);
-                return Ok(());
+                return Err(CloseReason::TimedOut);
             }
-            socket.set_read_timeout(Some(self.idle_deadline - now))?;
-            match reader.read_from(&mut socket) {
-                Ok(0) => {
+            socket
+                .set_read_timeout(Some(self.idle_deadline - now))
+                .map_err(|_| CloseReason::Failed)?;
+            match try_now(|| reader.read_from(&mut socket)) {
+                Ok(Some(0)) => {
                     // The client half-closed: its last line may lack a `\n`.
                     if let Some(item) = reader.finish() {
                         self.answer(item)?;
                     }
                     return self.flush();
                 }
+                // Read, or the read timeout passed: the deadline check
+                // above decides.
                 Ok(_) => {}
-                // A read timeout; the deadline check above decides.
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(_) => return Err(CloseReason::Failed),
             }
         }
     }
 
-    fn answer(&mut self, item: Incoming) -> io::Result<Next> {
+    fn answer(&mut self, item: Incoming) -> Result<Next, CloseReason> {
         let text = match item.work {
             Work::Answered(text) => text,
-            Work::Serve(request) => self.run_caught(request)?,
+            Work::Serve(request) => {
+                if let Request::Db { .. } = request {
+                    // Earlier answers go out before this worker blocks.
+                    self.flush()?;
+                }
+                answer_caught(self, |conn| conn.run(request))
+            }
         };
         let next = if item.reply.ends_connection() {
             Next::Close
@@ -122,7 +132,7 @@ impl Session<'_> {
             Next::KeepServing
         };
         item.reply.encode(&text, &mut self.out);
-        Counters::add(&self.shared.counters.requests_answered, 1);
+        self.shared.counters.requests_answered.add(1);
         self.idle_deadline = Instant::now() + self.shared.config.common.idle_timeout;
         if self.out.len() >= FLUSH_AT {
             self.flush()?;
@@ -130,43 +140,22 @@ impl Session<'_> {
         Ok(next)
     }
 
-    /// Runs a request; a panic (a bug) answers `ERR internal error` and is
-    /// counted, and the worker goes on with the next request. The scratch
-    /// buffers may be half-written, so they start afresh.
-    fn run_caught(&mut self, request: Request) -> io::Result<String> {
-        match catch_unwind(AssertUnwindSafe(|| self.run(request))) {
-            Ok(answer) => answer,
-            Err(_) => {
-                *self.scratch = ImageScratch::new();
-                Counters::add(&self.shared.counters.panics, 1);
-                Ok(response::internal_error())
-            }
-        }
-    }
-
-    fn run(&mut self, request: Request) -> io::Result<String> {
-        let counters = &self.shared.counters;
-        Ok(match request {
+    fn run(&mut self, request: Request) -> String {
+        match request {
             Request::Ping => response::pong(),
             Request::Help => response::help(),
             Request::Quit => response::bye(),
-            Request::Stats => response::stats(
-                Counters::get(&counters.open_connections),
-                Counters::get(&counters.requests_answered),
+            Request::Stats => stats_line(
+                std::iter::once(&self.shared.counters),
+                std::iter::once(&self.shared.lateness),
                 &[
                     ("workers", self.shared.config.workers as u64),
                     ("queued", self.shared.queued() as u64),
-                    ("busy_rejections", Counters::get(&counters.busy_rejections)),
-                    ("idle_closes", Counters::get(&counters.idle_closes)),
-                    ("panics", Counters::get(&counters.panics)),
-                    ("timer_late_p50_us", self.lateness(0.5)),
-                    ("timer_late_p99_us", self.lateness(0.99)),
                 ],
+                &[],
             ),
             Request::Image(job) => response::run_image(self.scratch, &job, Some(self.worker)),
             Request::Db { id, delay_ms } => {
-                // Earlier answers go out before this worker blocks.
-                self.flush()?;
                 let delay = delay_ms.map_or(
                     self.shared.config.common.default_db_delay,
                     Duration::from_millis,
@@ -178,23 +167,32 @@ impl Session<'_> {
                 self.shared.lateness.record(due, Instant::now());
                 response::db(id, shared::db::value(id))
             }
-        })
+        }
     }
 
-    /// A quantile of how late sleeps for database queries returned, in µs.
-    fn lateness(&self, quantile: f64) -> u64 {
-        let all = std::iter::once(&self.shared.lateness);
-        Lateness::quantile_micros(all, quantile).unwrap_or(0)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes what is waiting. With a write timeout set, a client that stops
+    /// reading makes this give up after `--write-timeout-secs` instead of
+    /// blocking the worker for ever: counted as an idle close.
+    fn flush(&mut self) -> Result<(), CloseReason> {
         if !self.out.is_empty() {
-            // With a write timeout set, a client that stops reading makes
-            // this fail after `--write-timeout-secs` instead of blocking the
-            // worker for ever.
-            self.stream.write_all(&self.out)?;
-            self.out.clear();
+            let mut socket = self.stream;
+            match try_now(|| socket.write_all(&self.out)) {
+                Ok(Some(())) => self.out.clear(),
+                Ok(None) => return Err(CloseReason::TimedOut),
+                Err(_) => return Err(CloseReason::Failed),
+            }
         }
         Ok(())
+    }
+}
+
+/// A worker's panic is counted in the server's counters.
+impl Answerer for Connection<'_> {
+    fn scratch(&mut self) -> &mut ImageScratch {
+        self.scratch
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
     }
 }

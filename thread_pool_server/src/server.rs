@@ -20,108 +20,46 @@
 //!   of every open connection: bytes already received are still read, then
 //!   `read` returns end-of-stream, the worker answers what it has and closes.
 
-use std::collections::HashMap;
-use std::io::{self, ErrorKind, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use shared::cli::CommonConfig;
 use shared::image::ImageScratch;
 use shared::protocol::dialect;
-use shared::stats::{Counters, Lateness};
+use shared::socket::{lost_arrival, try_now};
+use worker_pool::WorkerPool;
 
+use crate::config::Config;
 use crate::connection;
-use crate::pool::WorkerPool;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub common: CommonConfig,
-    /// Worker threads; one per core by default.
-    pub workers: usize,
-    /// Accepted connections that may wait for a free worker.
-    pub queue: usize,
-}
-
-impl Config {
-    pub const DEFAULT_ADDR: &'static str = "127.0.0.1:7878";
-    pub const DEFAULT_QUEUE: usize = 64;
-
-    /// Every default, listening on `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        Config {
-            common: CommonConfig::new(addr),
-            workers: num_cpus::get(),
-            queue: Self::DEFAULT_QUEUE,
-        }
-    }
-}
-
-/// A connection on its way to a worker.
-pub(crate) struct Connection {
-    id: u64,
-    stream: TcpStream,
-}
-
-/// What the acceptor, the workers and the handle share.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) counters: Counters,
-    /// How late each worker's `thread::sleep` for a database query returns:
-    /// the sleeping thread's clock, to set beside the event loop's timers.
-    pub(crate) lateness: Lateness,
-    /// A second handle on every open connection, so `shutdown` can end the
-    /// blocking reads of the workers serving them.
-    open: Mutex<HashMap<u64, TcpStream>>,
-    next_id: AtomicU64,
-    stopping: AtomicBool,
-    /// The pool's count of waiting connections, for `STATS`; set once the
-    /// pool exists (the pool's workers need `Shared` first).
-    queued: OnceLock<Arc<AtomicUsize>>,
-}
-
-impl Shared {
-    pub(crate) fn queued(&self) -> usize {
-        self.queued
-            .get()
-            .map_or(0, |queued| queued.load(Ordering::Relaxed))
-    }
-}
+use crate::state::{Accepted, Shared};
 
 /// A running server. Dropping it without `shutdown` leaves it running until
 /// the process ends.
 pub struct ServerHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: JoinHandle<WorkerPool<Connection>>,
+    acceptor: JoinHandle<WorkerPool<Accepted>>,
 }
 
 /// Binds, starts the workers and the acceptor, and returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     let listener = shared::listen::bind(config.common.addr)?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        counters: Counters::default(),
-        lateness: Lateness::default(),
-        open: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        stopping: AtomicBool::new(false),
-        queued: OnceLock::new(),
-    });
+    let shared = Arc::new(Shared::new(config.clone()));
     let worker_shared = Arc::clone(&shared);
     let pool = WorkerPool::start(
         "pool-worker",
         config.workers,
         config.queue,
-        move |worker, scratch: &mut ImageScratch, conn: Connection| {
-            connection::serve(&conn.stream, &worker_shared, scratch, worker);
-            worker_shared.forget(conn.id);
+        move |worker, scratch: &mut ImageScratch, accepted: Accepted| {
+            connection::serve(&accepted.stream, &worker_shared, scratch, worker);
+            worker_shared.forget(accepted.id);
         },
     )?;
-    let _ = shared.queued.set(pool.queued_counter());
+    shared.set_queued_counter(pool.queued_counter());
     let acceptor_shared = Arc::clone(&shared);
     let acceptor = thread::Builder::new()
         .name("acceptor".into())
@@ -137,28 +75,21 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
 fn accept_loop(
     listener: &TcpListener,
     shared: &Shared,
-    pool: WorkerPool<Connection>,
-) -> WorkerPool<Connection> {
+    pool: WorkerPool<Accepted>,
+) -> WorkerPool<Accepted> {
     // A connection accepted but not yet registered, for lack of a spare
     // descriptor for its second handle. It waits here rather than being
     // dropped, and nothing more is accepted until it is registered.
     let mut in_hand: Option<TcpStream> = None;
     loop {
         let accepted = match in_hand.take() {
-            Some(stream) => Ok(stream),
-            None => listener.accept().map(|(stream, _peer)| stream),
+            Some(stream) => Ok(Some(stream)),
+            None => try_now(|| listener.accept().map(|(stream, _peer)| stream)),
         };
         let stream = match accepted {
-            Ok(stream) => stream,
-            // The peer gave up while waiting in the backlog: nothing to do.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
+            Ok(Some(stream)) => stream,
+            Ok(None) => continue, // a blocking accept never says "not now"
+            Err(e) if lost_arrival(&e) => continue,
             Err(_) => {
                 // Most likely out of file descriptors: see `pause`.
                 if pause(shared) {
@@ -170,8 +101,8 @@ fn accept_loop(
         if shared.stopping.load(Ordering::SeqCst) {
             return pool; // the wake-up connection from `shutdown`
         }
-        let conn = match shared.remember(stream) {
-            Ok(conn) => conn,
+        let accepted = match shared.remember(stream) {
+            Ok(accepted) => accepted,
             Err(stream) => {
                 in_hand = Some(stream);
                 if pause(shared) {
@@ -180,10 +111,10 @@ fn accept_loop(
                 continue;
             }
         };
-        if let Err(conn) = pool.try_submit(conn) {
-            turn_away(&conn.stream);
-            Counters::add(&shared.counters.busy_rejections, 1);
-            shared.forget(conn.id);
+        if let Err(accepted) = pool.try_submit(accepted) {
+            turn_away(&accepted.stream);
+            shared.counters.busy_rejections.add(1);
+            shared.forget(accepted.id);
         }
     }
 }
@@ -209,34 +140,6 @@ fn pause(shared: &Shared) -> bool {
     shared.stopping.load(Ordering::SeqCst)
 }
 
-impl Shared {
-    /// Registers a new connection, or hands it back if its second handle
-    /// cannot be made (no descriptor free).
-    fn remember(&self, stream: TcpStream) -> Result<Connection, TcpStream> {
-        let Ok(spare) = stream.try_clone() else {
-            return Err(stream);
-        };
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.open).insert(id, spare);
-        Counters::add(&self.counters.open_connections, 1);
-        Ok(Connection { id, stream })
-    }
-
-    fn forget(&self, id: u64) {
-        if lock(&self.open).remove(&id).is_some() {
-            Counters::sub(&self.counters.open_connections, 1);
-        }
-    }
-}
-
-/// Nothing is ever left half-updated under these locks, so a poisoned one
-/// is still good to use.
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl ServerHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -246,7 +149,7 @@ impl ServerHandle {
     /// already sent, joins every thread, and returns how many responses were
     /// sent during the drain.
     pub fn shutdown(self) -> u64 {
-        let answered_before = Counters::get(&self.shared.counters.requests_answered);
+        let answered_before = self.shared.counters.requests_answered.get();
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the acceptor. If even this connect fails (no descriptors
         // left), the acceptor's error path also checks the flag.
@@ -255,11 +158,9 @@ impl ServerHandle {
             Ok(pool) => pool,
             Err(_) => return 0, // the acceptor cannot panic; nothing to drain
         };
-        for stream in lock(&self.shared.open).values() {
-            let _ = stream.shutdown(Shutdown::Read);
-        }
+        self.shared.stop_reading_all();
         pool.shutdown();
-        Counters::get(&self.shared.counters.requests_answered) - answered_before
+        self.shared.counters.requests_answered.get() - answered_before
     }
 }
 

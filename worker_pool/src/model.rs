@@ -10,8 +10,8 @@
 //! queued ones too), none that was refused, and with one worker in the
 //! order they were accepted.
 //!
-//! A child module of `pool.rs`, so it can read the pool's private counter
-//! of unfinished jobs.
+//! A child module of the pool's `lib.rs`, so it can read the pool's private
+//! counter of unfinished jobs.
 
 use super::*;
 use proptest::prelude::*;

@@ -1,5 +1,6 @@
 //! A fixed pool of worker threads fed by a bounded queue: the thread pool
-//! server's parallelism is this file. (The event loop's `--loops N` is the
+//! server's parallelism is this crate, and the event loop server's offload
+//! mode runs its image jobs on it too. (The event loop's `--loops N` is the
 //! other way to use every core: a loop per core, no queue between them.)
 //!
 //! ```text
@@ -30,16 +31,14 @@
 //!   worker waits in `recv` holding the lock and the others wait for the
 //!   lock, so every job costs two wake-ups: the worker that takes it, and
 //!   the next one that takes the lock to wait. For a connection served for
-//!   seconds that is nothing; for an offloaded 1 ms image it cost about a
-//!   tenth of the throughput.)
+//!   seconds that is nothing; for a job of a millisecond, such as an
+//!   offloaded image, the second wake-up is a cost of the same order.)
 //! - Each worker owns a state `S` (its scratch buffers) for its whole life, so jobs
 //!   reuse memory and no lock is held while a job runs. The lock is held
 //!   only to push or pop a job, or to mark the queue closed.
 //! - A job that panics is caught: the panic hook prints its one line and
 //!   the worker takes the next job, so a bug in one request never shrinks
 //!   the pool.
-//!
-//! The event loop server reuses this pool for its offload mode.
 
 use std::collections::VecDeque;
 use std::io;
@@ -47,6 +46,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
+
+use shared::sync;
 
 pub struct WorkerPool<J> {
     shared: Arc<Shared<J>>,
@@ -78,9 +79,7 @@ impl<J> Shared<J> {
     /// The queue, locked. No code panics while holding this lock, so it is
     /// never poisoned; if it were, the queue inside would still be whole.
     fn lock(&self) -> MutexGuard<'_, Queue<J>> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        sync::lock(&self.queue)
     }
 }
 
@@ -158,10 +157,6 @@ impl<J: Send + 'static> WorkerPool<J> {
         Arc::clone(&self.queued)
     }
 
-    pub fn size(&self) -> usize {
-        self.workers.len()
-    }
-
     /// Closes the queue, lets the workers finish every job already queued,
     /// and joins them.
     pub fn shutdown(self) {
@@ -214,10 +209,7 @@ fn next_job<J>(shared: &Shared<J>) -> Option<J> {
             return None;
         }
         // Spurious wake-ups happen: the loop looks again either way.
-        queue = shared
-            .job_ready
-            .wait(queue)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queue = sync::wait(&shared.job_ready, queue);
     }
 }
 
@@ -272,5 +264,4 @@ mod tests {
 }
 
 #[cfg(test)]
-#[path = "pool_model.rs"]
 mod model;
