@@ -58,6 +58,7 @@ use std::time::{Duration, Instant};
 
 use shared::protocol::framer::READ_CHUNK;
 use shared::protocol::{Incoming, Reply, Request, RequestReader, Work};
+use shared::socket::try_now;
 
 // The unit tests use small limits, so that the model test reaches every
 // limit in a few requests; the servers always use the large ones.
@@ -266,20 +267,20 @@ impl<S: Read + Write> Connection<S> {
         self.last_request = Instant::now();
     }
 
-    /// Reads once.
+    /// Reads once (`try_now`: again if a signal interrupted it).
     fn read(&mut self) -> io::Result<()> {
-        match self.reader.read_from(&mut self.socket) {
-            Ok(0) => self.input = Input::PeerClosed,
+        match try_now(|| self.reader.read_from(&mut self.socket))? {
+            Some(0) => self.input = Input::PeerClosed,
             // On epoll and kqueue, a read that returns less than asked has
             // emptied the socket, and any later arrival raises a new edge:
             // stop here and save the read that would say `WouldBlock`.
-            Ok(got) if got < READ_CHUNK && SHORT_READ_DRAINS && self.input == Input::Readable => {
+            Some(got)
+                if got < READ_CHUNK && SHORT_READ_DRAINS && self.input == Input::Readable =>
+            {
                 self.went_quiet()
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => self.went_quiet(),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Some(_) => {}
+            None => self.went_quiet(), // `WouldBlock`: read dry
         }
         Ok(())
     }
@@ -318,15 +319,13 @@ impl<S: Read + Write> Connection<S> {
     fn write(&mut self) -> io::Result<()> {
         let mut written = 0;
         while written < self.out.len() {
-            match self.socket.write(&self.out[written..]) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => {
+            match try_now(|| self.socket.write(&self.out[written..]))? {
+                Some(0) => return Err(ErrorKind::WriteZero.into()),
+                Some(n) => {
                     written += n;
                     self.last_write_progress = Instant::now();
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                None => break, // `WouldBlock`: the socket's buffer is full
             }
         }
         self.out.drain(..written);
