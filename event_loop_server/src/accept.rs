@@ -5,9 +5,9 @@
 //! Loop 0 owns the listener and accepts for every loop, like netty's boss
 //! group. Each new connection goes to the loop holding the fewest, over
 //! that loop's channel, and its waker interrupts its `poll`; a connection
-//! placed on loop 0 itself is simply kept. Either way it waits in the
-//! owning loop's `Context::accepted` until that loop sets it up, once per
-//! turn. The alternatives, and what they cost:
+//! placed on loop 0 itself is simply kept. Either way it lands in its
+//! loop's `Context::accepted`, and the loop registers its new connections
+//! once per turn (event_loop.rs). The alternatives, and what they cost:
 //! - every loop accepting from a clone of the listener: every loop wakes
 //!   for every connection (mio cannot ask for `EPOLLEXCLUSIVE`), and the
 //!   spread follows whichever loop is fastest to wake, not the load;

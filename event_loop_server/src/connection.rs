@@ -274,9 +274,7 @@ impl<S: Read + Write> Connection<S> {
             // On epoll and kqueue, a read that returns less than asked has
             // emptied the socket, and any later arrival raises a new edge:
             // stop here and save the read that would say `WouldBlock`.
-            Some(got)
-                if got < READ_CHUNK && SHORT_READ_DRAINS && self.input == Input::Readable =>
-            {
+            Some(got) if got < READ_CHUNK && SHORT_READ_DRAINS && self.input == Input::Readable => {
                 self.went_quiet()
             }
             Some(_) => {}

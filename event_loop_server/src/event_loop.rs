@@ -1,19 +1,22 @@
 //! The loop itself: one thread, one `mio::Poll`, every socket non-blocking.
 //!
 //! ```text
-//!   ┌──────────────────────────────── one turn ────────────────────────────────┐
-//!   │ poll(timeout: to the next timer, 0 if work is left over)   clock.rs       │
-//!   │ each event, by what its token is for                       tokens.rs      │
-//!   │   Clock      ─▶ (the precise timer: nothing but wake up)                  │
-//!   │   Listener   ─▶ accept, keep or hand over each connection  accept.rs     │
-//!   │   Refused    ─▶ that refused connection's answer           refuse.rs     │
-//!   │   Waker      ─▶ offloaded answers, handed-over connections, shutdown     │
-//!   │   Connection ─▶ drive that connection                      connection.rs │
-//!   │ due timers   ─▶ database replies, watchdogs, refusals,     service.rs,   │
-//!   │                 accept retry                               watchdog.rs   │
-//!   │ connections accepted this turn ─▶ register, drive once                   │
-//!   │ connections that used up their turn's budget ─▶ drive them again         │
-//!   └───────────────────────────────────────────────────────────────────────────┘
+//!   ┌─────────────────────────────── one turn ───────────────────────────────┐
+//!   │ poll(timeout: to the next timer, 0 if work is left over)      clock.rs │
+//!   │ each event, by what its token is for:                        tokens.rs │
+//!   │   Clock      ─▶ nothing: the precise timer only wakes us               │
+//!   │   Listener   ─▶ accept; keep or hand over each connection    accept.rs │
+//!   │   Refused    ─▶ that refused connection's answer             refuse.rs │
+//!   │   Waker      ─▶ offloaded answers, handed-over connections, offload.rs │
+//!   │                 shutdown                                               │
+//!   │   Connection ─▶ drive that connection                    connection.rs │
+//!   │ due timers   ─▶ database replies, watchdogs, refusals,     service.rs, │
+//!   │                 accept retry                               watchdog.rs │
+//!   │ new connections ─▶ register each, queue it for a drive                 │
+//!   │ stale timers ─▶ swept out once the heap has doubled          timers.rs │
+//!   │ queued connections (new, or out of budget) ─▶ drive them               │
+//!   │ draining, and no connection left? ─▶ the loop ends                     │
+//!   └────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! Everything this loop does happens on its thread, one step at a time, so
@@ -72,7 +75,8 @@ pub(crate) struct EventLoop {
     /// Loop 0 only, and only until shutdown.
     acceptor: Option<Acceptor>,
     clock: Clock,
-    /// Connections that used their turn's budget with requests left.
+    /// Connections to drive once more at the end of this turn: new ones,
+    /// and ones that used their turn's budget with requests left.
     again: Vec<ConnectionId>,
     /// Connections the acceptor hands to this loop.
     handoff: Receiver<TcpStream>,
@@ -191,9 +195,9 @@ impl EventLoop {
         }
     }
 
-    /// Drives the connections that used up their turn's budget. One may
-    /// have been queued by several events this turn; it gets one more
-    /// drive, not one per event.
+    /// Drives the connections queued in `again`. One may have been queued
+    /// by several events this turn; it gets one more drive, not one per
+    /// event.
     fn drive_left_over(&mut self) {
         self.again
             .sort_unstable_by_key(|id| (id.slot, id.generation));
