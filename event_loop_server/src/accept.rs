@@ -37,6 +37,7 @@ use shared::socket::{lost_arrival, try_now};
 
 use crate::context::Context;
 use crate::refuse::{self, Refusals};
+use crate::slab::ConnectionId;
 use crate::state::Shared;
 use crate::timers::Timer;
 
@@ -50,13 +51,13 @@ enum State {
 }
 
 pub(crate) struct Acceptor {
-    pub(crate) listener: TcpListener,
+    listener: TcpListener,
     state: State,
     /// Where the search for the least-loaded loop starts, so that ties are
     /// broken round-robin rather than always in favour of loop 0.
     next: usize,
     /// Connections turned away while they wait for their first bytes.
-    pub(crate) refusals: Refusals,
+    refusals: Refusals,
 }
 
 impl Acceptor {
@@ -105,6 +106,24 @@ impl Acceptor {
     pub(crate) fn retry(&mut self, ctx: &mut Context) {
         self.state = State::Accepting;
         self.accept_all(ctx);
+    }
+
+    /// A refused connection's first bytes (or its FIN) have come.
+    pub(crate) fn refused_readable(&mut self, slot: usize, ctx: &Context) {
+        self.refusals.readable(slot, ctx);
+    }
+
+    /// A refused connection has waited long enough.
+    pub(crate) fn refusal_due(&mut self, refused: ConnectionId, ctx: &Context) {
+        self.refusals.finish(refused, ctx);
+    }
+
+    /// Shutdown: every waiting refusal is answered, and the listener is
+    /// closed (dropped with the acceptor), so the kernel turns new clients
+    /// away.
+    pub(crate) fn stop(mut self, ctx: &Context) {
+        let _ = ctx.registry().deregister(&mut self.listener);
+        self.refusals.finish_all(ctx);
     }
 
     fn place(&mut self, stream: TcpStream, ctx: &mut Context) {

@@ -150,7 +150,7 @@ impl EventLoop {
             }
             Target::Refused(slot) => {
                 if let Some(acceptor) = &mut self.acceptor {
-                    acceptor.refusals.readable(slot, &self.ctx);
+                    acceptor.refused_readable(slot, &self.ctx);
                 }
             }
             Target::Clock => {} // due timers fire after the events
@@ -252,7 +252,7 @@ impl EventLoop {
                 }
                 Timer::RefusalDue { refused } => {
                     if let Some(acceptor) = &mut self.acceptor {
-                        acceptor.refusals.finish(refused, &self.ctx);
+                        acceptor.refusal_due(refused, &self.ctx);
                     }
                 }
                 Timer::RetryAccept => {
@@ -315,9 +315,8 @@ impl EventLoop {
         self.phase = Phase::Draining {
             answered_before: self.answered(),
         };
-        if let Some(mut acceptor) = self.acceptor.take() {
-            let _ = self.ctx.registry().deregister(&mut acceptor.listener);
-            acceptor.refusals.finish_all(&self.ctx);
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.stop(&self.ctx);
         }
         for id in self.connections.ids() {
             if let Some(conn) = self.connections.get_mut(id) {
