@@ -346,11 +346,3 @@ impl EventLoop {
         self.ctx.mine().counters.requests_answered.get()
     }
 }
-
-/// Binds the listening socket with the shared backlog (`shared::listen`);
-/// loop 0 registers it with its poll.
-pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    let listener = shared::listen::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(listener))
-}
