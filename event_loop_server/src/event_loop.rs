@@ -39,6 +39,7 @@
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::event::Event;
@@ -53,7 +54,7 @@ use crate::connection::{Connection, Status};
 use crate::context::Context;
 use crate::service;
 use crate::slab::{ConnectionId, Slab};
-use crate::state::Done;
+use crate::state::{Done, Shared};
 use crate::timers::Timer;
 use crate::tokens::Target;
 use crate::watchdog::{self, Check};
@@ -83,6 +84,9 @@ pub(crate) struct EventLoop {
     /// Offloaded answers for this loop's connections.
     done: Receiver<Done>,
     phase: Phase,
+    /// The same shared state as `ctx.shared`, a second handle taken once:
+    /// a connection counts its answers here while `ctx` is lent to it.
+    stats: Arc<Shared>,
 }
 
 impl EventLoop {
@@ -103,6 +107,7 @@ impl EventLoop {
         };
         Ok(EventLoop {
             clock: Clock::new(ctx.registry(), Target::Clock.token())?,
+            stats: Arc::clone(&ctx.shared),
             ctx,
             connections: Slab::new(),
             acceptor,
@@ -183,10 +188,11 @@ impl EventLoop {
         // The connection is borrowed from `connections` while `ctx` answers
         // its requests: two fields, two borrows (context.rs says why).
         let ctx = &mut self.ctx;
-        let before = conn.answered();
-        let status = conn.drive(|seq, request| service::answer(ctx, id, seq, request));
-        let answered = conn.answered() - before;
-        ctx.mine().counters.requests_answered.add(answered);
+        let answered = &self.stats.loops[ctx.index].counters.requests_answered;
+        let status = conn.drive(
+            |seq, request| service::answer(ctx, id, seq, request),
+            |moved| answered.add(moved),
+        );
         match status {
             Ok(Status::Waiting) => {}
             Ok(Status::MoreToDo) => self.again.push(id),
