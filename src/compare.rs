@@ -103,6 +103,19 @@ impl Harness {
         }
     }
 
+    /// Runs `spec` against `server`, and reads what the server process (and
+    /// any process below it) spent meanwhile.
+    pub fn load(
+        &self,
+        server: &ServerProcess,
+        spec: &LoadSpec,
+    ) -> io::Result<(LoadReport, CpuSample)> {
+        let before = CpuSample::read_tree(server.pid())?;
+        let report = loadgen::run(spec)?;
+        let cost = CpuSample::read_tree(server.pid())?.since(before);
+        Ok((report, cost))
+    }
+
     /// Node.js compiles its hot code while it runs (V8's JIT), so a fresh
     /// process starts slow and speeds up: a production server is warm. A
     /// Node set-up gets half a second of the same work, unmeasured, first
@@ -484,13 +497,11 @@ fn measured(
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
     harness.warm_up(&server, setup, clients, &workload)?;
-    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         grace: grace(duration),
         ..harness.spec(&server, clients, workload, duration)
     };
-    let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read_tree(server.pid())?.since(before);
+    let (report, cost) = harness.load(&server, &spec)?;
     Ok(Row {
         cost: Some(cost),
         ..Row::new(scenario, setup, clients, Some(report))

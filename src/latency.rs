@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use shared::image::{ImageJob, ImageOp, ImageScratch};
 
 use crate::compare::Harness;
-use crate::loadgen::{self, Arrivals, LoadSpec, Workload};
-use crate::procstat::CpuSample;
+use crate::loadgen::{Arrivals, LoadSpec, Workload};
 use crate::report::{Row, Scenario};
 use crate::setup::Setup;
 
@@ -185,7 +184,6 @@ fn offered(
     duration: Duration,
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
-    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         arrivals: Arrivals::Open { rate },
         // Past capacity the queue only grows: half a second to drain is
@@ -193,8 +191,7 @@ fn offered(
         grace: Duration::from_millis(500),
         ..harness.spec(&server, clients, workload, duration)
     };
-    let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read_tree(server.pid())?.since(before);
+    let (report, cost) = harness.load(&server, &spec)?;
     Ok(Row {
         cost: Some(cost),
         work: Some(work),
