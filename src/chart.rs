@@ -108,7 +108,7 @@ type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 type LogLog<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
 
 /// The series' names in a box at the upper left.
-fn legend(chart: &mut LogLog) -> DrawResult {
+fn legend<'a, 'b: 'a>(chart: &mut LogLog<'a, 'b>) -> DrawResult {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
