@@ -138,6 +138,7 @@ fn log_log<'a, 'b>(
     chart
         .configure_mesh()
         .x_desc(x_desc)
+        .x_labels(6)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| match *y {
             y if y >= 10.0 => format!("{y:.0}"),
@@ -235,10 +236,13 @@ fn draw_latency(path: &PathBuf, data: &ChartData) -> DrawResult {
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let titles = [
-        (Work::Waiting, "latency ms against offered req/s, DB {i} 10"),
+        (
+            Work::Waiting,
+            "DB {i} 10: p99 ms (thick), p50 (thin), by offered req/s",
+        ),
         (
             Work::Cpu,
-            "latency ms against offered req/s, IMAGE blur 512",
+            "IMAGE blur 512: p99 ms (thick), p50 (thin), by offered req/s",
         ),
     ];
     for (panel, (work, title)) in panels.iter().zip(titles) {
