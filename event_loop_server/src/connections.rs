@@ -77,7 +77,10 @@ pub(crate) trait Connections {
 }
 
 /// The end of every connection, both styles: out of the poll, closed so the
-/// last answers arrive (`shared::linger::close`), counted by reason.
+/// last answers arrive (`shared::linger::close`), counted by reason. The
+/// caller drops the socket before `take_closed` reports the close: the
+/// descriptor must really be closed before a stopped acceptor retries,
+/// since that retry is what it was waiting for.
 pub(crate) fn close_socket(ctx: &mut Context, socket: &TcpStream, reason: CloseReason) {
     // Through its descriptor: a task's socket is shared (an `Rc`), and
     // mio's own `deregister` wants it `&mut`.

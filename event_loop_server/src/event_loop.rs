@@ -4,14 +4,15 @@
 //!   ┌─────────────────────────────── one turn ───────────────────────────────┐
 //!   │ poll(timeout: to the next timer, 0 if work is left over)      clock.rs │
 //!   │ each event, by what its token is for:                        tokens.rs │
-//!   │   Clock      ─▶ nothing: the precise timer only wakes us               │
+//!   │   Clock      ─▶ nothing: the precise timer (a timerfd) only   clock.rs │
+//!   │                 wakes us in time for the next timer                    │
 //!   │   Listener   ─▶ accept; keep or hand over each connection    accept.rs │
 //!   │   Refused    ─▶ that refused connection's answer             refuse.rs │
 //!   │   Waker      ─▶ offloaded answers, handed-over connections, offload.rs │
 //!   │                 shutdown                                               │
 //!   │   Connection ─▶ drive that connection                    connection.rs │
-//!   │ due timers   ─▶ database replies, watchdogs, refusals,     service.rs, │
-//!   │                 accept retry                               watchdog.rs │
+//!   │ due timers   ─▶ database replies, watchdogs,  service.rs, watchdog.rs, │
+//!   │                 refusals, accept retry            refuse.rs, accept.rs │
 //!   │ new connections ─▶ register each, queue it for a drive                 │
 //!   │ stale timers ─▶ swept out once the heap has doubled          timers.rs │
 //!   │ queued connections (new, or out of budget) ─▶ drive them               │
@@ -32,9 +33,11 @@
 //! An event is a hint to try, never a promise: a read may still say
 //! `WouldBlock`, and an event may come for a connection that is gone (its
 //! token then finds nothing in the slab). What an edge does *not* do is
-//! repeat: bytes already read, or a socket not read dry, raise no new
-//! event. So the connection remembers where its input stands
-//! (`connection::Input`) and `drive` always finishes what it started.
+//! repeat: no new event comes for bytes that are already there, in the
+//! socket or already read into the framer; only a new arrival raises a new
+//! edge (on Linux every arrival does, read dry or not). So the connection
+//! remembers where its input stands (`connection::Input`) and `drive`
+//! always finishes what it started.
 
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering;
@@ -287,10 +290,4 @@ impl<C: Connections> EventLoop<C> {
     fn answered(&self) -> u64 {
         self.ctx.mine().counters.requests_answered.get()
     }
-}
-
-/// Binds the listening socket; loop 0 registers it with its poll.
-pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }

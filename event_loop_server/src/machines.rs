@@ -7,6 +7,7 @@
 //! budget goes on `again`, driven once more at the end of the turn.
 //! Compare executor.rs, where the same calls wake tasks instead.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::event::Event;
@@ -19,10 +20,13 @@ use crate::connections::{close_socket, Connections};
 use crate::context::Context;
 use crate::service;
 use crate::slab::{ConnectionId, Slab};
-use crate::state::Done;
+use crate::state::{Done, Shared};
 use crate::tokens::Target;
 
 pub(crate) struct Machines {
+    /// The same shared state as `ctx.shared`, a second handle taken once:
+    /// a connection counts its answers here while `ctx` is lent to it.
+    stats: Arc<Shared>,
     connections: Slab<Connection<TcpStream>>,
     /// Connections to drive once more at the end of this turn: new ones,
     /// and ones that used their turn's budget with requests left.
@@ -39,10 +43,11 @@ impl Machines {
         };
         // The connection is borrowed from the slab while `ctx` answers its
         // requests: two borrows of two things (context.rs says why).
-        let before = conn.answered();
-        let status = conn.drive(|seq, request| service::answer(ctx, id, seq, request));
-        let answered = conn.answered() - before;
-        ctx.mine().counters.requests_answered.add(answered);
+        let answered = &self.stats.loops[ctx.index].counters.requests_answered;
+        let status = conn.drive(
+            |seq, request| service::answer(ctx, id, seq, request),
+            |moved| answered.add(moved),
+        );
         match status {
             Ok(Status::Waiting) => {}
             Ok(Status::MoreToDo) => self.again.push(id),
@@ -53,8 +58,9 @@ impl Machines {
 }
 
 impl Connections for Machines {
-    fn new(_: &Context) -> Self {
+    fn new(ctx: &Context) -> Self {
         Machines {
+            stats: Arc::clone(&ctx.shared),
             connections: Slab::new(),
             again: Vec::new(),
             closed: 0,
