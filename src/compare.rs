@@ -145,10 +145,13 @@ impl Harness {
 
     /// `setups` for `scenario`, less the Node.js ones where node is not
     /// installed (and, with `--quick`, all but plain `node.js` in the cpu
-    /// and wait scenarios: quick is a first look, in 30 seconds).
+    /// and wait scenarios: quick is a first look, in 30 seconds; likewise
+    /// the async fn loop only where the work is waiting).
     fn runnable(&self, scenario: Scenario, setups: impl IntoIterator<Item = Setup>) -> Vec<Setup> {
         let quick_node = matches!(scenario, Scenario::Cpu | Scenario::Wait);
+        let waiting = matches!(scenario, Scenario::Wait | Scenario::Sweep);
         let wanted = |s: &Setup| match s {
+            Setup::AsyncLoop { .. } => !self.quick || waiting,
             _ if !s.is_node() => true,
             Setup::Node { offload: 0 } => self.node && (!self.quick || quick_node),
             _ => self.node && !self.quick,
@@ -333,6 +336,7 @@ fn run(options: &Options) -> io::Result<()> {
                 Setup::pool(cores),
                 Setup::Loop,
                 Setup::Offload { workers: cores },
+                Setup::AsyncLoop { offload: cores },
                 // One loop per core computes in parallel by itself, each loop
                 // its own clients' jobs: the best set-up for pure CPU work.
                 Setup::Loops {
@@ -357,7 +361,9 @@ fn run(options: &Options) -> io::Result<()> {
     }
     if wants(Scenario::Wait) {
         let clients = within_file_limit(options.wait_clients, limit, "clients");
-        for setup in h.runnable(Scenario::Wait, waiting_setups(cores, clients)) {
+        let mut setups = waiting_setups(cores, clients);
+        setups.insert(3, Setup::AsyncLoop { offload: 0 });
+        for setup in h.runnable(Scenario::Wait, setups) {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
@@ -382,6 +388,11 @@ fn run(options: &Options) -> io::Result<()> {
             let mut setups = waiting_setups(cores, clients);
             setups.retain(|s| *s != Setup::pool(cores));
             setups.push(Setup::NodeCluster { processes: cores });
+            // The async fn loop only where thousands wait: at 10 and 100
+            // clients it would repeat the loop's row.
+            if wanted >= 1000 {
+                setups.insert(2, Setup::AsyncLoop { offload: 0 });
+            }
             for setup in h.runnable(Scenario::Sweep, setups) {
                 progress(format!(
                     "sweep: {clients} clients of DB {{i}} 10 on {}",
@@ -400,6 +411,7 @@ fn run(options: &Options) -> io::Result<()> {
                 // A thread for each of the image clients and the 4 PING clients.
                 Setup::ThreadPerConnection { threads: cores + 4 },
                 Setup::Loop,
+                Setup::AsyncLoop { offload: 0 },
                 Setup::Offload { workers: cores },
                 Setup::Loops {
                     loops: cores,
@@ -425,10 +437,10 @@ fn run(options: &Options) -> io::Result<()> {
                 threads: connections,
             },
             Setup::Loop,
-            Setup::Loops {
-                loops: cores,
-                offload: 0,
-            },
+            // In place of `event loop x N`, whose connections cost what
+            // one loop's do: the async fn's futures beside the state
+            // machines.
+            Setup::AsyncLoop { offload: 0 },
         ] {
             progress(format!(
                 "memory: {connections} idle connections on {}",

@@ -172,6 +172,15 @@ fn soak_event_loop() {
 
 #[test]
 #[ignore = "a 2-minute soak; run with: cargo test --release -- --ignored soak"]
+fn soak_async_event_loop() {
+    soak(
+        "event_loop",
+        &["--max-connections", "5000", "--style", "async"],
+    );
+}
+
+#[test]
+#[ignore = "a 2-minute soak; run with: cargo test --release -- --ignored soak"]
 fn soak_thread_pool() {
     // Thread per connection: room for every client at once.
     soak("thread_pool", &["--workers", "2100", "--queue", "2100"]);
