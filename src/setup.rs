@@ -23,9 +23,9 @@ pub enum Setup {
     /// `loops` event loops, image jobs on `offload` threads (0: inline).
     Loops { loops: usize, offload: usize },
     /// One event loop whose connections are `async fn` on its hand-written
-    /// executor (`--style async`), image jobs on `offload` threads (0:
-    /// inline): beside `Loop`, what the executor costs.
-    AsyncLoop { offload: usize },
+    /// executor (`--style async`), image jobs inline: beside `Loop`, what
+    /// the executor costs.
+    AsyncLoop,
     /// `node baselines/node/server.js`, image jobs on `offload`
     /// worker_threads (0: on the loop).
     Node { offload: usize },
@@ -63,8 +63,7 @@ impl Setup {
             Setup::Offload { workers } => format!("event loop + {workers} offload"),
             Setup::Loops { loops, offload: 0 } => format!("event loop x {loops}"),
             Setup::Loops { loops, offload } => format!("event loop x {loops} + {offload} offload"),
-            Setup::AsyncLoop { offload: 0 } => "event loop, async fn".to_string(),
-            Setup::AsyncLoop { offload } => format!("event loop, async fn + {offload} offload"),
+            Setup::AsyncLoop => "event loop, async fn".to_string(),
             Setup::Node { offload: 0 } => "node.js".to_string(),
             Setup::Node { offload } => format!("node.js + {offload} worker_threads"),
             Setup::NodeCluster { processes } => format!("node cluster x {processes}"),
@@ -78,7 +77,7 @@ impl Setup {
             Setup::ThreadPerConnection { .. } => "thread per connection".to_string(),
             Setup::Loop | Setup::Offload { .. } => "event loop".to_string(),
             Setup::Loops { loops, .. } => format!("event loop x {loops}"),
-            Setup::AsyncLoop { .. } => "event loop, async fn".to_string(),
+            Setup::AsyncLoop => "event loop, async fn".to_string(),
             Setup::Node { .. } => "node.js".to_string(),
             Setup::NodeCluster { processes } => format!("node cluster x {processes}"),
         }
@@ -134,13 +133,7 @@ impl Setup {
                 "--offload-workers".into(),
                 offload.to_string(),
             ],
-            Setup::AsyncLoop { offload } => vec![
-                "event_loop".into(),
-                "--style".into(),
-                "async".into(),
-                "--offload-workers".into(),
-                offload.to_string(),
-            ],
+            Setup::AsyncLoop => vec!["event_loop".into(), "--style".into(), "async".into()],
             Setup::Node { .. } | Setup::NodeCluster { .. } => Vec::new(),
         };
         let mut args = args;

@@ -83,20 +83,26 @@ impl ReadyQueue {
 
     fn push(&self, id: ConnectionId) {
         lock(&self.ids).push(id);
-        if thread::current().id() != self.runner {
+        if THIS_THREAD.with(|this| *this) != self.runner {
             // The loop may be asleep in `poll`, which knows nothing of this
             // queue. An error means the loop is gone, and the task with it.
             let _ = self.poll_waker.wake();
         }
     }
 
-    fn take(&self) -> Vec<ConnectionId> {
-        std::mem::take(&mut *lock(&self.ids))
+    /// Swaps the queue for `empty`, so neither side allocates per turn.
+    fn take(&self, empty: &mut Vec<ConnectionId>) {
+        std::mem::swap(&mut *lock(&self.ids), empty);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         lock(&self.ids).is_empty()
     }
+}
+
+thread_local! {
+    /// Read on every wake: cheaper than asking for `thread::current()`.
+    static THIS_THREAD: ThreadId = thread::current().id();
 }
 
 /// What a task's `Waker` is: the task's id and whether it is queued.
@@ -137,6 +143,9 @@ struct Task<T, X> {
 pub(crate) struct Tasks<T, X> {
     slab: Slab<Task<T, X>>,
     queue: Arc<ReadyQueue>,
+    /// The ids being run this turn; swapped with the queue's, and kept
+    /// (empty) between turns.
+    running: Vec<ConnectionId>,
 }
 
 impl<T, X> Tasks<T, X> {
@@ -144,6 +153,7 @@ impl<T, X> Tasks<T, X> {
         Tasks {
             slab: Slab::new(),
             queue,
+            running: Vec::new(),
         }
     }
 
@@ -187,7 +197,9 @@ impl<T, X> Tasks<T, X> {
         mut after: impl FnMut(ConnectionId),
     ) -> Vec<(ConnectionId, T)> {
         let mut finished = Vec::new();
-        for id in self.queue.take() {
+        let mut running = std::mem::take(&mut self.running);
+        self.queue.take(&mut running);
+        for &id in &running {
             // A task closed since its wake (by the watchdog) is skipped:
             // its id's generation no longer matches.
             let Some(task) = self.slab.get_mut(id) else {
@@ -201,6 +213,8 @@ impl<T, X> Tasks<T, X> {
             }
             after(id);
         }
+        running.clear();
+        self.running = running;
         finished
     }
 
