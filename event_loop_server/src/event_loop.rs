@@ -10,15 +10,21 @@
 //!   │   Refused    ─▶ that refused connection's answer             refuse.rs │
 //!   │   Waker      ─▶ offloaded answers, handed-over connections, offload.rs │
 //!   │                 shutdown                                               │
-//!   │   Connection ─▶ drive that connection                    connection.rs │
+//!   │   Connection ─▶ drive it, or wake its task                machines.rs, │
+//!   │                 (--style async)                             reactor.rs │
 //!   │ due timers   ─▶ database replies, watchdogs,  service.rs, watchdog.rs, │
 //!   │                 refusals, accept retry            refuse.rs, accept.rs │
-//!   │ new connections ─▶ register each, queue it for a drive                 │
+//!   │ new connections ─▶ register each, queue it for a drive (or a poll)     │
 //!   │ stale timers ─▶ swept out once the heap has doubled          timers.rs │
-//!   │ queued connections (new, or out of budget) ─▶ drive them               │
+//!   │ queued connections (new, out of budget, woken) ─▶ drive or poll them   │
+//!   │                                                            executor.rs │
 //!   │ draining, and no connection left? ─▶ the loop ends                     │
 //!   └────────────────────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! How a connection is written is the loop's type parameter
+//! (connections.rs): a state machine the loop drives, or an `async fn`
+//! task it wakes and polls. Everything else here is the same for both.
 //!
 //! Everything this loop does happens on its thread, one step at a time, so
 //! nothing needs a lock. Each step is a method here or a function over the

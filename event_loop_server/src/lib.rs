@@ -22,6 +22,11 @@
 //! 7. `offload.rs`: a thread pool for CPU work beside the loops;
 //!    `state.rs`: what the loops share; `server.rs`: starting and stopping
 //!    them; `config.rs`: the settings and their flags.
+//! 8. `--style async`, the same loop with each connection an `async fn`:
+//!    `connections.rs` (what the loop asks of either style) and
+//!    `machines.rs`; `session.rs`, the connection; `leaf.rs`, the futures
+//!    it waits on; `in_order.rs`, pipelining; `executor.rs` and
+//!    `reactor.rs`, a runtime by hand; `executor_model.rs`, its model test.
 //!
 //! The model wins when the work is waiting: a client waiting on the fake
 //! database is a heap entry and a few hundred bytes, so one thread keeps
