@@ -21,6 +21,8 @@
 //! 7. `offload.rs`: a thread pool for CPU work beside the loops;
 //!    `state.rs`: what the loops share; `server.rs`: starting and stopping
 //!    them; `config.rs`: the settings and their flags.
+//! 8. `live.rs`: each loop's utilisation and timer lateness per second,
+//!    for the live view (`shared::live`).
 //!
 //! The model wins when the work is waiting: a client waiting on the fake
 //! database is a heap entry and a few hundred bytes, so one thread keeps
@@ -36,6 +38,7 @@ mod connection;
 mod connection_model;
 mod context;
 mod event_loop;
+mod live;
 mod offload;
 mod refuse;
 mod server;

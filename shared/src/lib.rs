@@ -17,6 +17,7 @@ pub mod db;
 pub mod image;
 pub mod limits;
 pub mod linger;
+pub mod live;
 pub mod panics;
 pub mod protocol;
 pub mod socket;
