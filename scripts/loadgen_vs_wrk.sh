@@ -7,7 +7,7 @@
 # from 64 connections: `wrk -t2 -c64` and `loadgen --threads 2 --http
 # --clients 64`, alternating run by run (ROUNDS times, default 3), a fresh
 # server for every run. Prints each run's req/s and the ratio of the
-# medians (loadgen / wrk). Needs `wrk` (Debian: apt-get install wrk).
+# medians (loadgen / wrk). Each tool goes first in every other round. Needs `wrk` (Debian: apt-get install wrk).
 #
 # Environment: DURATION=5 (seconds a run), ROUNDS=3, THREADS=2, CLIENTS=64,
 # LOOPS=2, BUILD=0 to skip the release build.
@@ -48,21 +48,40 @@ start_server() {
     [[ -n $addr ]] || { echo "server did not start" >&2; exit 1; }
 }
 
-wrk_rates=() loadgen_rates=()
-for round in $(seq "$ROUNDS"); do
+# Each run: the tool's req/s, and its own CPU time (user + system, from
+# /usr/bin/time) per request in microseconds: on a machine shared with
+# other work the rate is noisy, the CPU a request costs the tool is not.
+cpu_log=$(mktemp)
+run_wrk() {
     start_server
-    rate=$(timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CLIENTS" -d"${DURATION}s" "http://$addr/ping" \
-        | awk '/^Requests\/sec/ { print $2 }')
+    out=$(timeout $((DURATION + 20)) /usr/bin/time -f 'cpu %U %S' -o "$cpu_log" \
+        wrk -t"$THREADS" -c"$CLIENTS" -d"${DURATION}s" "http://$addr/ping")
     stop_server
+    rate=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
     wrk_rates+=("$rate")
+    wrk_cpu+=("$(awk -v r="$rate" -v d="$DURATION" '{ printf "%.2f", ($2 + $3) * 1e6 / (r * d) }' "$cpu_log")")
+}
+run_loadgen() {
     start_server
-    rate=$(timeout $((DURATION + 20)) target/release/loadgen --addr "$addr" --http --clients "$CLIENTS" \
-        --threads "$THREADS" --duration "$DURATION" | awk '{ print $2 }')
+    out=$(timeout $((DURATION + 20)) /usr/bin/time -f 'cpu %U %S' -o "$cpu_log" \
+        target/release/loadgen --addr "$addr" --http --clients "$CLIENTS" \
+        --threads "$THREADS" --duration "$DURATION")
     stop_server
+    rate=$(awk '{ print $2 }' <<<"$out")
     loadgen_rates+=("$rate")
-    echo "round $round: wrk $(printf '%.0f' "${wrk_rates[-1]}") req/s, loadgen $(printf '%.0f' "$rate") req/s"
+    loadgen_cpu+=("$(awk -v r="$rate" -v d="$DURATION" '{ printf "%.2f", ($2 + $3) * 1e6 / (r * d) }' "$cpu_log")")
+}
+
+# Each tool goes first in every other round, so neither always meets the
+# machine in the state the other left it.
+wrk_rates=() loadgen_rates=() wrk_cpu=() loadgen_cpu=()
+for round in $(seq "$ROUNDS"); do
+    if (( round % 2 )); then run_wrk; run_loadgen; else run_loadgen; run_wrk; fi
+    echo "round $round: wrk $(printf '%.0f' "${wrk_rates[-1]}") req/s (${wrk_cpu[-1]} us CPU/req)," \
+        "loadgen $(printf '%.0f' "${loadgen_rates[-1]}") req/s (${loadgen_cpu[-1]} us CPU/req)"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 w=$(median "${wrk_rates[@]}")
 l=$(median "${loadgen_rates[@]}")
-awk -v w="$w" -v l="$l" 'BEGIN { printf "median: wrk %.0f, loadgen %.0f req/s, loadgen/wrk %.2f\n", w, l, l / w }'
+awk -v w="$w" -v l="$l" -v wc="$(median "${wrk_cpu[@]}")" -v lc="$(median "${loadgen_cpu[@]}")" \
+    'BEGIN { printf "median: wrk %.0f, loadgen %.0f req/s, loadgen/wrk %.2f; CPU per request: wrk %.2f us, loadgen %.2f us\n", w, l, l / w, wc, lc }'

@@ -4,9 +4,12 @@
 //! Why the load generator needs it: a client's connect completes in the
 //! kernel before the server calls `accept`. A server that accepts slowly
 //! (a fresh pool of a thousand threads, each touching its stack for the
-//! first time) lets the queue fill up to its backlog of 128, and past it
-//! the kernel drops SYNs: those clients retry after 1 s, then 3 s. Opening
-//! connections only while the queue has room keeps every connect prompt.
+//! first time) lets the queue fill up to its backlog (4096 for the
+//! project's servers, `shared/src/listen.rs`; 128 for a server that takes
+//! std's or mio's default), and past it the kernel drops SYNs: those
+//! clients retry after 1 s, then 3 s. Opening connections only while the
+//! queue has room keeps every connect prompt, whatever the server's
+//! backlog; `--connect burst` does the opposite on purpose.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -105,6 +105,48 @@ fn draw(path: &PathBuf, data: &ChartData) -> DrawResult {
 }
 
 type Panel<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type LogLog<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
+
+/// The series' names in a box at the upper left.
+fn legend<'a, 'b: 'a>(chart: &mut LogLog<'a, 'b>) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// A chart with log scales on both axes and its mesh drawn: x over `x`,
+/// y spanning `values` (and 1) with room above and below.
+fn log_log<'a, 'b>(
+    area: &'a Panel<'b>,
+    title: &str,
+    x: (f64, f64),
+    values: &[f64],
+    x_desc: &str,
+) -> Result<LogLog<'a, 'b>, Box<dyn std::error::Error>> {
+    let low = values.iter().copied().fold(f64::MAX, f64::min).min(1.0);
+    let high = values.iter().copied().fold(1.0, f64::max) * 2.0;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x.0..x.1).log_scale(), (low * 0.5..high).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| match *y {
+            y if y >= 10.0 => format!("{y:.0}"),
+            y => format!("{y:.1}"),
+        })
+        .draw()?;
+    Ok(chart)
+}
 
 fn sweep_panel(
     area: &Panel,
@@ -118,26 +160,7 @@ fn sweep_panel(
         .iter()
         .flat_map(|s| s.points.iter().filter_map(value))
         .collect();
-    let low = values.iter().copied().fold(f64::MAX, f64::min).min(1.0);
-    let high = values.iter().copied().fold(1.0, f64::max) * 2.0;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            (5.0..max_clients * 1.5).log_scale(),
-            (low * 0.5..high).log_scale(),
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc("clients")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| match *y {
-            y if y >= 10.0 => format!("{y:.0}"),
-            y => format!("{y:.1}"),
-        })
-        .draw()?;
+    let mut chart = log_log(area, title, (5.0, max_clients * 1.5), &values, "clients")?;
     for (series, color) in data.sweep.iter().zip(COLORS.iter().cycle()) {
         let points: Vec<(f64, f64)> = series
             .points
@@ -156,13 +179,7 @@ fn sweep_panel(
                 .map(|p| Circle::new(p, 3, color.filled())),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    legend(&mut chart)
 }
 
 fn cpu_panel(area: &Panel, cpu: &[(String, f64)]) -> DrawResult {
@@ -219,10 +236,13 @@ fn draw_latency(path: &PathBuf, data: &ChartData) -> DrawResult {
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let titles = [
-        (Work::Waiting, "latency ms against offered req/s, DB {i} 10"),
+        (
+            Work::Waiting,
+            "DB {i} 10: p99 ms (thick), p50 (thin), by offered req/s",
+        ),
         (
             Work::Cpu,
-            "latency ms against offered req/s, IMAGE blur 512",
+            "IMAGE blur 512: p99 ms (thick), p50 (thin), by offered req/s",
         ),
     ];
     for (panel, (work, title)) in panels.iter().zip(titles) {
@@ -243,26 +263,8 @@ fn latency_panel(area: &Panel, series: &[&LatencySeries], title: &str) -> DrawRe
         .flatten()
         .map(|ms| ms.max(0.01))
         .collect();
-    let low = values.iter().copied().fold(f64::MAX, f64::min).min(1.0);
-    let high = values.iter().copied().fold(1.0, f64::max) * 2.0;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            (min_x.min(max_x) * 0.7..max_x * 1.4).log_scale(),
-            (low * 0.5..high).log_scale(),
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc("offered req/s")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| match *y {
-            y if y >= 10.0 => format!("{y:.0}"),
-            y => format!("{y:.1}"),
-        })
-        .draw()?;
+    let x = (min_x.min(max_x) * 0.7, max_x * 1.4);
+    let mut chart = log_log(area, title, x, &values, "offered req/s")?;
     for (series, color) in series.iter().zip(COLORS.iter().cycle()) {
         let line = |pick: fn(&LatencyPoint) -> Option<f64>| -> Vec<(f64, f64)> {
             series
@@ -281,11 +283,5 @@ fn latency_panel(area: &Panel, series: &[&LatencySeries], title: &str) -> DrawRe
         chart.draw_series(p99.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
         chart.draw_series(LineSeries::new(line(|p| p.p50_ms), color.stroke_width(1)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
-    Ok(())
+    legend(&mut chart)
 }

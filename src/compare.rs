@@ -57,11 +57,12 @@ Runs both servers under six kinds of load and prints them side by side.
 Usage: parallel_vs_async [FLAGS]
 
 Flags:
-  --quick                 about 25 seconds in all (shorter runs, fewer connections)
+  --quick                 about 30 seconds in all (shorter runs, fewer connections and rows)
   --json                  print the results as JSON instead of a table
   --scenarios LIST        comma-separated, from cpu,wait,sweep,fair,memory,latency [all]
-  --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it,
-                          --quick PING runs half [5; 1 with --quick]
+  --duration SECS         seconds of load per run, 1 to 600; sweep points run 0.4 of it
+                          (0.3 with --quick), latency points 0.8 s (0.3 s),
+                          --quick PING runs half [4; 1 with --quick]
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
   --idle-connections N    connections of the memory scenario, 1 to 50000 [5000; 1000 with --quick]
   --http                  wait and sweep over HTTP/1.1 (GET /db/{i}?delay_ms=D, keep-alive)
@@ -83,6 +84,8 @@ pub struct Harness {
     pub placement: Placement,
     /// Whether `node` is installed, for the Node.js rows.
     pub node: bool,
+    /// `--quick`: the Node.js rows shrink to one process on one loop.
+    pub quick: bool,
     /// Where our servers serve their live view, if asked (`--live`).
     pub live: Option<String>,
 }
@@ -112,6 +115,19 @@ impl Harness {
         }
     }
 
+    /// Runs `spec` against `server`, and reads what the server process (and
+    /// any process below it) spent meanwhile.
+    pub fn load(
+        &self,
+        server: &ServerProcess,
+        spec: &LoadSpec,
+    ) -> io::Result<(LoadReport, CpuSample)> {
+        let before = CpuSample::read_tree(server.pid())?;
+        let report = loadgen::run(spec)?;
+        let cost = CpuSample::read_tree(server.pid())?.since(before);
+        Ok((report, cost))
+    }
+
     /// Node.js compiles its hot code while it runs (V8's JIT), so a fresh
     /// process starts slow and speeds up: a production server is warm. A
     /// Node set-up gets half a second of the same work, unmeasured, first
@@ -127,19 +143,29 @@ impl Harness {
         if !setup.is_node() {
             return Ok(());
         }
+        let warm_up = if self.quick {
+            NODE_WARM_UP / 2
+        } else {
+            NODE_WARM_UP
+        };
         let spec = LoadSpec {
             grace: Duration::from_millis(500),
-            ..self.spec(server, clients.min(64), workload.clone(), NODE_WARM_UP)
+            ..self.spec(server, clients.min(64), workload.clone(), warm_up)
         };
         loadgen::run(&spec).map(|_| ())
     }
 
-    /// `setups`, less the Node.js ones where node is not installed.
-    fn runnable(&self, setups: impl IntoIterator<Item = Setup>) -> Vec<Setup> {
-        setups
-            .into_iter()
-            .filter(|s| self.node || !s.is_node())
-            .collect()
+    /// `setups` for `scenario`, less the Node.js ones where node is not
+    /// installed (and, with `--quick`, all but plain `node.js` in the cpu
+    /// and wait scenarios: quick is a first look, in 30 seconds).
+    fn runnable(&self, scenario: Scenario, setups: impl IntoIterator<Item = Setup>) -> Vec<Setup> {
+        let quick_node = matches!(scenario, Scenario::Cpu | Scenario::Wait);
+        let wanted = |s: &Setup| match s {
+            _ if !s.is_node() => true,
+            Setup::Node { offload: 0 } => self.node && (!self.quick || quick_node),
+            _ => self.node && !self.quick,
+        };
+        setups.into_iter().filter(wanted).collect()
     }
 
     /// A load spec with the generator's threads (never more than clients).
@@ -286,7 +312,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
         }
     }
     if options.duration.is_zero() {
-        options.duration = Duration::from_secs(if options.quick { 1 } else { 5 });
+        options.duration = Duration::from_secs(if options.quick { 1 } else { 4 });
     }
     if options.idle_connections == 0 {
         options.idle_connections = if options.quick { 1000 } else { 5000 };
@@ -306,6 +332,7 @@ fn run(options: &Options) -> io::Result<()> {
     let harness = Harness {
         placement,
         node,
+        quick: options.quick,
         live: options.live.clone(),
     };
     let h = &harness;
@@ -320,25 +347,28 @@ fn run(options: &Options) -> io::Result<()> {
 
     if wants(Scenario::Cpu) {
         let blur = Workload::Blur { side: 512 };
-        for setup in h.runnable([
-            Setup::pool(1),
-            Setup::pool(cores),
-            Setup::Loop,
-            Setup::Offload { workers: cores },
-            // One loop per core computes in parallel by itself, each loop
-            // its own clients' jobs: the best set-up for pure CPU work.
-            Setup::Loops {
-                loops: cores,
-                offload: 0,
-            },
-            Setup::Loops {
-                loops: cores,
-                offload: cores,
-            },
-            Setup::Node { offload: 0 },
-            Setup::Node { offload: cores },
-            Setup::NodeCluster { processes: cores },
-        ]) {
+        for setup in h.runnable(
+            Scenario::Cpu,
+            [
+                Setup::pool(1),
+                Setup::pool(cores),
+                Setup::Loop,
+                Setup::Offload { workers: cores },
+                // One loop per core computes in parallel by itself, each loop
+                // its own clients' jobs: the best set-up for pure CPU work.
+                Setup::Loops {
+                    loops: cores,
+                    offload: 0,
+                },
+                Setup::Loops {
+                    loops: cores,
+                    offload: cores,
+                },
+                Setup::Node { offload: 0 },
+                Setup::Node { offload: cores },
+                Setup::NodeCluster { processes: cores },
+            ],
+        ) {
             progress(format!(
                 "cpu: {cores} clients of IMAGE blur 512 512 on {}",
                 setup.label()
@@ -348,7 +378,7 @@ fn run(options: &Options) -> io::Result<()> {
     }
     if wants(Scenario::Wait) {
         let clients = within_file_limit(options.wait_clients, limit, "clients");
-        for setup in h.runnable(waiting_setups(cores, clients)) {
+        for setup in h.runnable(Scenario::Wait, waiting_setups(cores, clients)) {
             progress(format!(
                 "wait: {clients} clients of DB {{i}} 50 on {}",
                 setup.label()
@@ -358,8 +388,8 @@ fn run(options: &Options) -> io::Result<()> {
         }
     }
     if wants(Scenario::Sweep) {
-        // Shorter runs: sixteen of them.
-        let point = d.mul_f64(0.4);
+        // Shorter runs: twenty-four of them.
+        let point = d.mul_f64(if options.quick { 0.3 } else { 0.4 });
         let counts: &[usize] = if options.quick {
             &QUICK_SWEEP_CLIENTS
         } else {
@@ -367,9 +397,13 @@ fn run(options: &Options) -> io::Result<()> {
         };
         for &wanted in counts {
             let clients = within_file_limit(wanted, limit, "clients");
+            // The CPU-sized pool is left out: the wait scenario shows its
+            // Little's-law ceiling, and here it would only repeat it at
+            // every point.
             let mut setups = waiting_setups(cores, clients);
+            setups.retain(|s| *s != Setup::pool(cores));
             setups.push(Setup::NodeCluster { processes: cores });
-            for setup in h.runnable(setups) {
+            for setup in h.runnable(Scenario::Sweep, setups) {
                 progress(format!(
                     "sweep: {clients} clients of DB {{i}} 10 on {}",
                     setup.label()
@@ -380,19 +414,22 @@ fn run(options: &Options) -> io::Result<()> {
         }
     }
     if wants(Scenario::Fair) {
-        for setup in h.runnable([
-            Setup::pool(cores),
-            // A thread for each of the image clients and the 4 PING clients.
-            Setup::ThreadPerConnection { threads: cores + 4 },
-            Setup::Loop,
-            Setup::Offload { workers: cores },
-            Setup::Loops {
-                loops: cores,
-                offload: cores,
-            },
-            Setup::Node { offload: 0 },
-            Setup::Node { offload: cores },
-        ]) {
+        for setup in h.runnable(
+            Scenario::Fair,
+            [
+                Setup::pool(cores),
+                // A thread for each of the image clients and the 4 PING clients.
+                Setup::ThreadPerConnection { threads: cores + 4 },
+                Setup::Loop,
+                Setup::Offload { workers: cores },
+                Setup::Loops {
+                    loops: cores,
+                    offload: cores,
+                },
+                Setup::Node { offload: 0 },
+                Setup::Node { offload: cores },
+            ],
+        ) {
             progress(format!(
                 "fair: 4 PING clients beside {cores} IMAGE blur 2048 clients on {}",
                 setup.label()
@@ -481,13 +518,11 @@ fn measured(
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
     harness.warm_up(&server, setup, clients, &workload)?;
-    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         grace: grace(duration),
         ..harness.spec(&server, clients, workload, duration)
     };
-    let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read_tree(server.pid())?.since(before);
+    let (report, cost) = harness.load(&server, &spec)?;
     Ok(Row {
         cost: Some(cost),
         ..Row::new(scenario, setup, clients, Some(report))

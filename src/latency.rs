@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use shared::image::{ImageJob, ImageOp, ImageScratch};
 
 use crate::compare::Harness;
-use crate::loadgen::{self, Arrivals, LoadSpec, Workload};
-use crate::procstat::CpuSample;
+use crate::loadgen::{Arrivals, LoadSpec, Workload};
 use crate::report::{Row, Scenario};
 use crate::setup::Setup;
 
@@ -45,7 +44,7 @@ pub const BLUR_SIDE: u32 = 512;
 const WAIT_RATES: [f64; 6] = [0.25, 0.6, 0.9, 1.5, 3.0, 6.0];
 const QUICK_WAIT_RATES: [f64; 3] = [0.5, 1.5, 6.0];
 const CPU_RATES: [f64; 5] = [0.3, 0.6, 0.85, 1.1, 1.5];
-const QUICK_CPU_RATES: [f64; 3] = [0.5, 0.85, 1.5];
+const QUICK_CPU_RATES: [f64; 2] = [0.5, 1.5];
 
 /// Which kind of work a latency row measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +118,7 @@ pub fn run(
     quick: bool,
     progress: &dyn Fn(String),
 ) -> io::Result<LatencyRun> {
-    let point = Duration::from_millis(if quick { 400 } else { 800 });
+    let point = Duration::from_millis(if quick { 300 } else { 800 });
     let job = job_secs();
     let mut rows = Vec::new();
     for work in [Work::Waiting, Work::Cpu] {
@@ -139,7 +138,16 @@ pub fn run(
             ),
             Work::Cpu => (cores, Workload::Blur { side: BLUR_SIDE }),
         };
-        for setup in setups(work, cores) {
+        let all = setups(work, cores);
+        // `--quick` runs the two models whose contrast matters most: the
+        // thread per connection and the loop on waiting work, the pool
+        // and a loop per core on CPU work.
+        let models: Vec<Setup> = match (quick, work) {
+            (false, _) => all.to_vec(),
+            (true, Work::Waiting) => vec![all[0], all[1]],
+            (true, Work::Cpu) => vec![all[0], all[2]],
+        };
+        for setup in models {
             for &multiple in multiples {
                 let rate = (reference * multiple).round().max(1.0);
                 progress(format!(
@@ -176,7 +184,6 @@ fn offered(
     duration: Duration,
 ) -> io::Result<Row> {
     let server = harness.start(setup, clients)?;
-    let before = CpuSample::read_tree(server.pid())?;
     let spec = LoadSpec {
         arrivals: Arrivals::Open { rate },
         // Past capacity the queue only grows: half a second to drain is
@@ -184,8 +191,7 @@ fn offered(
         grace: Duration::from_millis(500),
         ..harness.spec(&server, clients, workload, duration)
     };
-    let report = loadgen::run(&spec)?;
-    let cost = CpuSample::read_tree(server.pid())?.since(before);
+    let (report, cost) = harness.load(&server, &spec)?;
     Ok(Row {
         cost: Some(cost),
         work: Some(work),

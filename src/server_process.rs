@@ -53,36 +53,16 @@ impl ServerProcess {
     /// Starts `this binary --serve ARGS --addr 127.0.0.1:0` and waits until
     /// it listens.
     pub fn start(args: &[String]) -> io::Result<ServerProcess> {
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .arg("--serve")
             .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::other("no stdout from the server process"));
-        };
-        let mut process = ServerProcess {
-            child,
-            _stdout: BufReader::new(stdout),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            baseline: Baseline {
-                rss_bytes: 0,
-                kernel_stack_bytes: None,
-            },
-        };
+            .args(["--addr", "127.0.0.1:0"]);
+        let mut process = ServerProcess::spawn(command)?;
         let first = process.line()?;
         process.baseline = parse_baseline(&first)
             .ok_or_else(|| io::Error::other(format!("server did not start: {first:?}")))?;
-        let second = process.line()?;
-        process.addr = second
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("server did not start: {second:?}")))?;
+        process.read_address()?;
         Ok(process)
     }
 
@@ -95,19 +75,27 @@ impl ServerProcess {
         command
             .arg(NODE_SERVER)
             .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .args(["--addr", "127.0.0.1:0"]);
         if !cores.is_empty() {
             crate::os::pin_command(&mut command, cores)?;
         }
-        let mut child = command.spawn()?;
+        let mut process = ServerProcess::spawn(command)?;
+        process.read_address()?;
+        Ok(process)
+    }
+
+    /// Spawns `command` with its stdout piped to us, stderr passed through.
+    fn spawn(mut command: Command) -> io::Result<ServerProcess> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(io::Error::other("no stdout from node"));
+            return Err(io::Error::other("no stdout from the server process"));
         };
-        let mut process = ServerProcess {
+        Ok(ServerProcess {
             child,
             _stdout: BufReader::new(stdout),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -115,14 +103,19 @@ impl ServerProcess {
                 rss_bytes: 0,
                 kernel_stack_bytes: None,
             },
-        };
-        let first = process.line()?;
-        process.addr = first
+        })
+    }
+
+    /// Reads `listening on ADDRESS`, the line every server here prints
+    /// once it listens.
+    fn read_address(&mut self) -> io::Result<()> {
+        let line = self.line()?;
+        self.addr = line
             .trim()
             .strip_prefix("listening on ")
             .and_then(|a| a.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("node did not start: {first:?}")))?;
-        Ok(process)
+            .ok_or_else(|| io::Error::other(format!("server did not start: {line:?}")))?;
+        Ok(())
     }
 
     fn line(&mut self) -> io::Result<String> {

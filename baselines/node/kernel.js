@@ -218,4 +218,4 @@ function runImage(op, width, height, seedHi, seedLo) {
   return hex16(fnv[0], fnv[1]);
 }
 
-module.exports = { runImage, dbValueHex, hex16 };
+module.exports = { runImage, dbValueHex };

@@ -210,4 +210,4 @@ const answers = {
   stats: (connections, requests) => `OK STATS connections=${connections} requests=${requests}\n`,
 };
 
-module.exports = { LineFramer, LINE_TOO_LONG, parseRequest, answers, MAX_LINE };
+module.exports = { LineFramer, LINE_TOO_LONG, parseRequest, answers };

@@ -129,7 +129,8 @@ pub fn runtime(args: &Args) -> tokio::runtime::Runtime {
 /// like the workspace servers, so scripts can use port 0.
 pub async fn bind(addr: SocketAddr) -> TcpListener {
     use std::io::Write;
-    // tokio's bind: SO_REUSEADDR and a backlog of 1024, the same as mio's.
+    // tokio's bind is mio's: SO_REUSEADDR and a backlog of 128, as std's.
+    // Our servers ask for 4096 (shared/src/listen.rs; baselines/README.md).
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {

@@ -26,13 +26,15 @@
 //! arrives meanwhile waits for the sleep to end. Elsewhere than Linux the
 //! loop keeps mio's rounded-up timeout.
 //!
-//! Due timers fire once per turn, after the batch of events `poll`
-//! returned, so replies that fall due together leave together. Firing them
+//! Due timers fire once per turn (`EventLoop::fire_due_timers` in
+//! event_loop.rs), after the batch of events `poll` returned, so replies
+//! that fall due together leave together. Firing them
 //! between events as well would make each a little more punctual, at the
 //! price of a turn per reply: batches of replies become trickles.
 //! (docs/RESULTS.md has what each of these ways cost when tried.)
 //!
-//! `shared::stats::Lateness` records how late each database reply leaves,
+//! `shared::stats::Lateness` (recorded in service.rs's `db_reply`) records
+//! how late each database reply leaves,
 //! on the server's own clock, so the figure does not depend on any load
 //! generator: `STATS` reports its 50th and 99th percentiles. The thread
 //! pool records its `thread::sleep` the same way, so the two clocks can be

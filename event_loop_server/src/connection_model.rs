@@ -142,6 +142,9 @@ struct Model {
     sent: usize,
     /// Promised answers: (sequence number, answer).
     late: Vec<(u64, String)>,
+    /// Answers the connection reported through `drive`'s count, which
+    /// must always equal those it moved to the output.
+    counted: u64,
     status: Status,
 }
 
@@ -156,23 +159,32 @@ impl Model {
             input,
             sent: 0,
             late: Vec::new(),
+            counted: 0,
             status: Status::Waiting,
         }
     }
 
     fn drive(&mut self) -> Result<(), TestCaseError> {
         prop_assert_ne!(self.status, Status::Finished, "driven after it finished");
-        let late = &mut self.late;
-        let status = self.conn.drive(|seq, request| {
-            let (line, is_late) = answer_of(&request);
-            if is_late {
-                late.push((seq, line));
-                None
-            } else {
-                Some(line)
-            }
-        });
+        let (late, counted) = (&mut self.late, &mut self.counted);
+        let status = self.conn.drive(
+            |seq, request| {
+                let (line, is_late) = answer_of(&request);
+                if is_late {
+                    late.push((seq, line));
+                    None
+                } else {
+                    Some(line)
+                }
+            },
+            |moved| *counted += moved,
+        );
         self.status = status.map_err(|e| TestCaseError::fail(format!("drive failed: {e}")))?;
+        prop_assert_eq!(
+            self.counted,
+            self.conn.answered(),
+            "every answer counted once"
+        );
         self.check()
     }
 
@@ -192,12 +204,15 @@ impl Model {
             Status::Waiting => {
                 // A spurious wake-up must find nothing to do.
                 let before = self.progress();
-                let late = &mut self.late;
-                let again = self.conn.drive(|seq, request| {
-                    let (line, is_late) = answer_of(&request);
-                    is_late.then(|| late.push((seq, line.clone())));
-                    (!is_late).then_some(line)
-                });
+                let (late, counted) = (&mut self.late, &mut self.counted);
+                let again = self.conn.drive(
+                    |seq, request| {
+                        let (line, is_late) = answer_of(&request);
+                        is_late.then(|| late.push((seq, line.clone())));
+                        (!is_late).then_some(line)
+                    },
+                    |moved| *counted += moved,
+                );
                 prop_assert!(again.is_ok());
                 prop_assert_eq!(
                     before,

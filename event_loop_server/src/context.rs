@@ -8,10 +8,11 @@
 //! `conn.drive(|seq, request| service::answer(ctx, id, seq, request))`.
 //! For that call the connection is borrowed, mutably, from the slab, and
 //! answering needs the timers and the scratch buffers, mutably too. Rust
-//! allows two mutable borrows at once only of two different things. So the
-//! loop keeps three (`EventLoop`'s fields): its connections (the slab), its
-//! acceptor (whose steps need `&mut Context` too), and this context; a step
-//! borrows the ones it needs, and nothing reaches one through another.
+//! allows two mutable borrows at once only of two different things. So
+//! three of `EventLoop`'s fields are kept apart: its connections (the
+//! slab), its acceptor (whose steps need `&mut Context` too), and this
+//! context; a step borrows the ones it needs, and nothing reaches one
+//! through another.
 //!
 //! Nothing here is shared with another thread except through `shared`
 //! (state.rs), so nothing here needs a lock.

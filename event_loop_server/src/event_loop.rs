@@ -5,14 +5,15 @@
 //!   │ poll(timeout: to the next timer, 0 if work is left over)      clock.rs │
 //!   │   the clock read before and after it times utilisation         live.rs │
 //!   │ each event, by what its token is for:                        tokens.rs │
-//!   │   Clock      ─▶ nothing: the precise timer only wakes us               │
+//!   │   Clock      ─▶ nothing: the precise timer (a timerfd) only   clock.rs │
+//!   │                 wakes us in time for the next timer                    │
 //!   │   Listener   ─▶ accept; keep or hand over each connection    accept.rs │
 //!   │   Refused    ─▶ that refused connection's answer             refuse.rs │
 //!   │   Waker      ─▶ offloaded answers, handed-over connections, offload.rs │
 //!   │                 shutdown                                               │
 //!   │   Connection ─▶ drive that connection                    connection.rs │
-//!   │ due timers   ─▶ database replies, watchdogs, refusals,     service.rs, │
-//!   │                 accept retry                               watchdog.rs │
+//!   │ due timers   ─▶ database replies, watchdogs,  service.rs, watchdog.rs, │
+//!   │                 refusals, accept retry            refuse.rs, accept.rs │
 //!   │ new connections ─▶ register each, queue it for a drive                 │
 //!   │ stale timers ─▶ swept out once the heap has doubled          timers.rs │
 //!   │ queued connections (new, or out of budget) ─▶ drive them               │
@@ -33,13 +34,16 @@
 //! An event is a hint to try, never a promise: a read may still say
 //! `WouldBlock`, and an event may come for a connection that is gone (its
 //! token then finds nothing in the slab). What an edge does *not* do is
-//! repeat: bytes already read, or a socket not read dry, raise no new
-//! event. So the connection remembers where its input stands
-//! (`connection::Input`) and `drive` always finishes what it started.
+//! repeat: no new event comes for bytes that are already there, in the
+//! socket or already read into the framer; only a new arrival raises a new
+//! edge (on Linux every arrival does, read dry or not). So the connection
+//! remembers where its input stands (`connection::Input`) and `drive`
+//! always finishes what it started.
 
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
@@ -54,7 +58,7 @@ use crate::connection::{Connection, Status};
 use crate::context::Context;
 use crate::service;
 use crate::slab::{ConnectionId, Slab};
-use crate::state::Done;
+use crate::state::{Done, Shared};
 use crate::timers::Timer;
 use crate::tokens::Target;
 use crate::watchdog::{self, Check};
@@ -84,6 +88,9 @@ pub(crate) struct EventLoop {
     /// Offloaded answers for this loop's connections.
     done: Receiver<Done>,
     phase: Phase,
+    /// The same shared state as `ctx.shared`, a second handle taken once:
+    /// a connection counts its answers here while `ctx` is lent to it.
+    stats: Arc<Shared>,
 }
 
 impl EventLoop {
@@ -104,6 +111,7 @@ impl EventLoop {
         };
         Ok(EventLoop {
             clock: Clock::new(ctx.registry(), Target::Clock.token())?,
+            stats: Arc::clone(&ctx.shared),
             ctx,
             connections: Slab::new(),
             acceptor,
@@ -194,10 +202,11 @@ impl EventLoop {
         // The connection is borrowed from `connections` while `ctx` answers
         // its requests: two fields, two borrows (context.rs says why).
         let ctx = &mut self.ctx;
-        let before = conn.answered();
-        let status = conn.drive(|seq, request| service::answer(ctx, id, seq, request));
-        let answered = conn.answered() - before;
-        ctx.mine().counters.requests_answered.add(answered);
+        let answered = &self.stats.loops[ctx.index].counters.requests_answered;
+        let status = conn.drive(
+            |seq, request| service::answer(ctx, id, seq, request),
+            |moved| answered.add(moved),
+        );
         match status {
             Ok(Status::Waiting) => {}
             Ok(Status::MoreToDo) => self.again.push(id),
@@ -229,6 +238,8 @@ impl EventLoop {
         let counters = &self.ctx.mine().counters;
         counters.count_close(reason.then_closed(closed));
         counters.open_connections.sub(1);
+        // The descriptor must really be closed before a stopped acceptor
+        // retries: that retry is what it was waiting for.
         drop(conn);
         if let Some(acceptor) = &mut self.acceptor {
             acceptor.descriptor_freed(&mut self.ctx);
@@ -356,10 +367,4 @@ impl EventLoop {
     fn answered(&self) -> u64 {
         self.ctx.mine().counters.requests_answered.get()
     }
-}
-
-/// Binds the listening socket; loop 0 registers it with its poll.
-pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }

@@ -2,8 +2,9 @@
 //! `--loops N`, parallelism on top: N loops, one per thread.
 //!
 //! Read in this order:
-//! 1. `event_loop.rs`: the loop itself, one screen: poll, dispatch, timers,
-//!    offloaded answers, new connections, left-over work, drain.
+//! 1. `event_loop.rs`: the loop itself, its turn drawn at the top: poll,
+//!    dispatch, timers, offloaded answers, new connections, left-over work,
+//!    drain.
 //! 2. `connection.rs`: one connection as a state machine that never waits,
 //!    with in-order answers and backpressure; `connection_model.rs`, its
 //!    model test.

@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
+use mio::net::TcpListener;
 use mio::{Poll, Waker};
 use shared::cli::RunningServer;
 use shared::live::Monitor;
@@ -23,7 +24,7 @@ use shared::stats::{Counter, Counters, Lateness};
 
 use crate::config::Config;
 use crate::context::Context;
-use crate::event_loop::{self, EventLoop};
+use crate::event_loop::EventLoop;
 use crate::live::{self, Published};
 use crate::offload::Offload;
 use crate::state::{LoopShared, Shared};
@@ -43,7 +44,7 @@ pub struct ServerHandle {
 
 /// Binds and starts the loops, each on its own thread; returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let listener = event_loop::bind(config.common.addr)?;
+    let listener = bind(config.common.addr)?;
     let addr = listener.local_addr()?;
     let mut polls = Vec::new();
     let mut loops = Vec::new();
@@ -112,6 +113,14 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         }
     }
     Ok(handle)
+}
+
+/// Binds the listening socket with the shared backlog (`shared::listen`);
+/// loop 0 registers it with its poll.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = shared::listen::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener))
 }
 
 impl ServerHandle {

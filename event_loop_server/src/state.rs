@@ -2,10 +2,11 @@
 //! threads: its counters, its mailboxes, its waker.
 //!
 //! Everything else a loop has is its own and needs no lock (context.rs).
-//! Here, nothing is written on the request path except by the loop that
-//! owns a [`LoopShared`], so loops do not contend: the acceptor raises
-//! another loop's open-connection count when it hands that loop a
-//! connection, and `STATS` reads everyone's counters.
+//! Here, each [`LoopShared`] is written on the request path by its own loop
+//! only, so loops do not contend. The three exceptions are rare and
+//! atomic: the acceptor raises another loop's open-connection count when it
+//! hands that loop a connection, an offload worker counts a panicking job
+//! against the loop that sent it, and `STATS` reads everyone's counters.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;

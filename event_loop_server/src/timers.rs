@@ -1,4 +1,5 @@
-//! The loop's clock: a min-heap of deadlines.
+//! The loop's timers: a min-heap of deadlines. (`clock.rs` is how
+//! precisely the loop wakes for the earliest one.)
 //!
 //! An event loop cannot sleep, so "answer this in 50 ms" becomes an entry
 //! here, and the loop's `poll` waits no longer than the time to the earliest
@@ -47,6 +48,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Entry>,
+    /// Entries ever added: each entry's `order`, so two timers due at the
+    /// same instant fire in the order they were set.
     added: u64,
     /// Heap size at which the next stale-timer sweep runs.
     sweep_at: usize,

@@ -13,8 +13,9 @@
 //!                           bytes: FIRST_REFUSED + its slot (refuse.rs)
 //! ```
 //!
-//! Slots count up from 0 and are reused, so neither range reaches the
-//! other. A token says only which slot an event is for; whether the slot
+//! The refused range starts halfway up `usize` (`FIRST_REFUSED`), and a
+//! slab never holds anywhere near that many entries (each is a descriptor),
+//! so the two ranges cannot meet. A token says only which slot an event is for; whether the slot
 //! still holds the connection it was meant for is the slab's question
 //! (its generations, slab.rs).
 

@@ -199,8 +199,11 @@ fn resolve(flag: &str, text: &str) -> Result<SocketAddr, CliError> {
 /// What [`ServerCommand`] needs of a running server.
 pub trait RunningServer {
     fn local_addr(&self) -> SocketAddr;
-    /// Where the live view is served, if `--stats-addr` was given.
-    fn stats_addr(&self) -> Option<SocketAddr>;
+    /// Where the live view is served, if `--stats-addr` was given (a
+    /// server without a live view keeps this default).
+    fn stats_addr(&self) -> Option<SocketAddr> {
+        None
+    }
     /// Stops accepting, answers every request already read, closes every
     /// connection, and returns how many responses that drain sent.
     fn shutdown(self) -> u64;

@@ -3,20 +3,21 @@
 //!
 //! Nothing here chooses how waiting and computing are scheduled: the wire
 //! protocol (framing, parsing, formatting), the image kernels, the fake
-//! database's values, the limits a client may not exceed, the command line,
-//! and the small pieces both servers' threads use alike (the `STATS`
-//! counters, the graceful close, what a socket error means, a caught panic,
-//! a lock that survives one). Neither server owns any of it, which is what
-//! makes the comparison fair: the same bytes in give the same bytes out, and
-//! only *how waiting and computing are scheduled* differs. (The worker pool
-//! both servers use is a crate of its own, `worker_pool`: it *is* a way of
-//! scheduling.)
+//! database's values, the limits a client may not exceed, the listening
+//! socket's backlog, the command line, and the small pieces both servers'
+//! threads use alike (the `STATS` counters, the graceful close, what a
+//! socket error means, a caught panic, a lock that survives one). Neither
+//! server owns any of it, which is what makes the comparison fair: the same
+//! bytes in give the same bytes out, and only *how waiting and computing are
+//! scheduled* differs. (The worker pool both servers use is a crate of its
+//! own, `worker_pool`: it *is* a way of scheduling.)
 
 pub mod cli;
 pub mod db;
 pub mod image;
 pub mod limits;
 pub mod linger;
+pub mod listen;
 pub mod live;
 pub mod panics;
 pub mod protocol;

@@ -11,7 +11,10 @@ use std::io::{self, ErrorKind};
 
 /// Makes `call`, again while a signal interrupts it. `Ok(None)`: nothing
 /// can be done now (the socket would block, or its timeout passed);
-/// an error only when the socket is broken.
+/// an error only when the socket is broken. Inlined: the event loop makes
+/// this call for every read and every write, and it must cost no more than
+/// the `match` it stands for.
+#[inline(always)]
 pub fn try_now<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<Option<T>> {
     loop {
         match call() {

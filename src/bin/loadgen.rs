@@ -24,7 +24,7 @@ Flags:
   --request TEXT       line protocol request, {i} replaced by a counter shared by all
                        clients [PING]; with --http, a path [/ping], e.g. '/db/{i}?delay_ms=10'
   --duration SECS      seconds of sending, 1 to 3600 [5]; answers may arrive up to 3 s later
-  --pipeline N         requests each client sends before waiting, 1 to 1000 [1]
+  --pipeline N         closed loop: requests each client sends before waiting, 1 to 1000 [1]
   --max-requests N     stop sending after N requests in all [no limit]
   --threads N          generator threads, each with its own poll and share of the
                        clients, 1 to 1024 [half the cores this process may use, at least 1]

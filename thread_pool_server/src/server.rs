@@ -51,12 +51,7 @@ pub struct ServerHandle {
 
 /// Binds, starts the workers and the acceptor, and returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    let listener = TcpListener::bind(config.common.addr).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot listen on {}: {e}", config.common.addr),
-        )
-    })?;
+    let listener = shared::listen::bind(config.common.addr)?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(config.clone()));
     let worker_shared = Arc::clone(&shared);
