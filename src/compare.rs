@@ -304,7 +304,9 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
             "--live" => {
                 let addr = args.next().unwrap_or_default();
                 if addr.parse::<std::net::SocketAddr>().is_err() {
-                    return Err(Some(format!("--live needs HOST:PORT, such as 127.0.0.1:9000, not '{addr}'")));
+                    return Err(Some(format!(
+                        "--live needs HOST:PORT, such as 127.0.0.1:9000, not '{addr}'"
+                    )));
                 }
                 options.live = Some(addr);
             }

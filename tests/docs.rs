@@ -472,13 +472,19 @@ fn the_live_pages_lesson_links_name_headings_that_exist() {
             &rest[..end]
         })
         .collect();
-    assert!(linked.len() >= 4, "the page links each panel to the lesson: {linked:?}");
+    assert!(
+        linked.len() >= 4,
+        "the page links each panel to the lesson: {linked:?}"
+    );
     for anchor in linked {
         assert!(
             anchors.iter().any(|a| a == anchor),
             "the live page links docs/LESSON.md#{anchor}, a heading the lesson does not have"
         );
     }
-    assert_eq!(anchor_of("Stage 3: a pool sized to the cores"), "stage-3-a-pool-sized-to-the-cores");
+    assert_eq!(
+        anchor_of("Stage 3: a pool sized to the cores"),
+        "stage-3-a-pool-sized-to-the-cores"
+    );
     assert_eq!(anchor_of("Little's law"), "littles-law");
 }

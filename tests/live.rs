@@ -110,7 +110,11 @@ fn paths(prefix: &str, value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(fields) => {
             for (key, inner) in fields {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 paths(&path, inner, out);
             }
         }
@@ -137,10 +141,14 @@ fn pool_workers_show_asleep_and_computing() {
     let mut computer = server.connect();
     // Enough blurs, pipelined, to keep a worker computing for seconds.
     computer.send("IMAGE blur 4096 4096\n".repeat(30));
-    let stats = wait_for(server.stats_addr(), "one asleep and one computing", |stats| {
-        let counts = &stats["pool"]["counts"];
-        counts["asleep_in_db"] == 1 && counts["computing"] == 1
-    });
+    let stats = wait_for(
+        server.stats_addr(),
+        "one asleep and one computing",
+        |stats| {
+            let counts = &stats["pool"]["counts"];
+            counts["asleep_in_db"] == 1 && counts["computing"] == 1
+        },
+    );
     let states = stats["pool"]["states"].as_str().expect("a states string");
     assert_eq!(states.len(), 3);
     assert_eq!(states.matches('d').count(), 1, "{stats}");

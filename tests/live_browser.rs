@@ -26,9 +26,18 @@ const BROWSER_LIMIT: Duration = Duration::from_secs(60);
 /// The DOM of `url` after its script has run for three seconds of the
 /// browser's virtual time (long enough for several samples).
 fn rendered(url: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("live-browser-{}-{:?}", std::process::id(), thread::current().id()));
+    let profile = std::env::temp_dir().join(format!(
+        "live-browser-{}-{:?}",
+        std::process::id(),
+        thread::current().id()
+    ));
     let mut child = Command::new("chromium")
-        .args(["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--virtual-time-budget=3000", "--dump-dom", url])
         .stdout(Stdio::piped())
@@ -55,9 +64,17 @@ fn rendered(url: &str) -> String {
 
 /// The number after `label` in the rendered DOM (`requests answered: 12`).
 fn figure(dom: &str, label: &str) -> u64 {
-    let start = dom.find(label).unwrap_or_else(|| panic!("no {label:?} in the page:\n{dom}")) + label.len();
-    let digits: String = dom[start..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("no number after {label:?}"))
+    let start = dom
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in the page:\n{dom}"))
+        + label.len();
+    let digits: String = dom[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {label:?}"))
 }
 
 /// PINGs on one connection until stopped (60 s at most): requests rise.
@@ -102,26 +119,38 @@ fn check_page(model: Model, waiting: &str) {
     load.join().expect("the PING load");
     let before = figure(&first, "requests answered: ");
     let after = figure(&second, "requests answered: ");
-    assert!(after > before, "requests did not rise: {before} then {after}");
+    assert!(
+        after > before,
+        "requests did not rise: {before} then {after}"
+    );
     assert!(figure(&second, "requests/s: ") > 0, "{second}");
     assert_eq!(figure(&second, waiting), queries as u64, "{second}");
     drop(held); // the server's drain answers them at shutdown
 }
 
 #[test]
-#[cfg_attr(not(has_chromium), ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)")]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)"
+)]
 fn the_pool_page_shows_requests_rising_and_a_worker_asleep() {
     check_page(Model::ThreadPool, "asleep in DB: ");
 }
 
 #[test]
-#[cfg_attr(not(has_chromium), ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)")]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)"
+)]
 fn the_loop_page_shows_requests_rising_and_pending_timers() {
     check_page(Model::EventLoop, "pending timers: ");
 }
 
 #[test]
-#[cfg_attr(not(has_chromium), ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)")]
+#[cfg_attr(
+    not(has_chromium),
+    ignore = "needs chromium on the PATH at build time (apt-get install -y chromium)"
+)]
 fn the_page_of_two_loops_shows_requests_rising_and_pending_timers() {
     check_page(Model::TwoEventLoops, "pending timers: ");
 }

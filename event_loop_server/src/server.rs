@@ -82,7 +82,9 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let monitor = match shared.config.common.stats_addr {
         Some(stats_addr) => {
             let watched = Arc::clone(&shared);
-            Some(Monitor::start(stats_addr, move || live::stats_json(&watched))?)
+            Some(Monitor::start(stats_addr, move || {
+                live::stats_json(&watched)
+            })?)
         }
         None => None,
     };

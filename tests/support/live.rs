@@ -17,7 +17,9 @@ pub fn get(addr: SocketAddr, path: &str) -> String {
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("a whole response");
+    stream
+        .read_to_string(&mut response)
+        .expect("a whole response");
     response
 }
 
@@ -26,7 +28,10 @@ pub fn stats_json(addr: SocketAddr) -> Value {
     let response = get(addr, "/stats.json");
     let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains("\r\nContent-Type: application/json\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: application/json\r\n"),
+        "{head}"
+    );
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 

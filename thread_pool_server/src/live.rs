@@ -123,7 +123,10 @@ pub(crate) fn stats_json(shared: &Shared) -> String {
     json.begin_object("pool")
         .number("workers", states.len() as u64)
         .number("queued", shared.queued() as u64)
-        .string("states", &states.iter().map(|s| s.letter()).collect::<String>());
+        .string(
+            "states",
+            &states.iter().map(|s| s.letter()).collect::<String>(),
+        );
     json.begin_object("counts");
     for state in WorkerState::ALL {
         let count = states.iter().filter(|&&s| s == state).count();

@@ -39,7 +39,10 @@ impl Monitor {
         stats_json: impl Fn() -> String + Send + 'static,
     ) -> io::Result<Monitor> {
         let listener = TcpListener::bind(addr).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {addr} (--stats-addr): {e}"))
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} (--stats-addr): {e}"),
+            )
         })?;
         let addr = listener.local_addr()?;
         let stopping = Arc::new(AtomicBool::new(false));
@@ -47,7 +50,9 @@ impl Monitor {
         let thread = thread::Builder::new()
             .name("monitor".into())
             .spawn(move || serve(&listener, &flag, &stats_json))
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start the monitor thread: {e}")))?;
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start the monitor thread: {e}"))
+            })?;
         Ok(Monitor {
             addr,
             stopping,

@@ -81,6 +81,9 @@ mod tests {
         assert!(answer("POST /live HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
         assert!(answer("hello\r\n\r\n").starts_with("HTTP/1.1 400 "));
         let head = answer("HEAD /stats.json HTTP/1.1\r\n\r\n");
-        assert!(head.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"), "{head}");
+        assert!(
+            head.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"),
+            "{head}"
+        );
     }
 }
