@@ -25,7 +25,7 @@ CLIENTS=${CLIENTS:-64}
 LOOPS=${LOOPS:-2}
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 if [[ ${BUILD:-1} != 0 ]]; then
-    cargo build --release -q -p event_loop_server --bin loadgen
+    cargo build --release -q -p event_loop_server && cargo build --release -q --bin loadgen
 fi
 
 server=

@@ -46,6 +46,9 @@ struct Options {
     /// The waiting scenarios over HTTP (`GET /db/{i}?delay_ms=D`, keep-alive)
     /// instead of the line protocol: same servers, same scheduling.
     http: bool,
+    /// `--live HOST:PORT`: every server started gets `--stats-addr` there,
+    /// so one open `/live` page follows the comparison set-up by set-up.
+    live: Option<String>,
 }
 
 const USAGE: &str = "\
@@ -63,6 +66,8 @@ Flags:
   --clients N             clients of the wait scenario, 1 to 50000 [1000]
   --idle-connections N    connections of the memory scenario, 1 to 50000 [5000; 1000 with --quick]
   --http                  wait and sweep over HTTP/1.1 (GET /db/{i}?delay_ms=D, keep-alive)
+  --live HOST:PORT        serve each of our servers' live view there (--stats-addr), one
+                          after another: open http://HOST:PORT/live to watch the runs
   -h, --help              print this and exit
 
 The sweep runs 10, 100, 1000 and 5000 clients (--quick: up to 1000).
@@ -81,6 +86,8 @@ pub struct Harness {
     pub node: bool,
     /// `--quick`: the Node.js rows shrink to one process on one loop.
     pub quick: bool,
+    /// Where our servers serve their live view, if asked (`--live`).
+    pub live: Option<String>,
 }
 
 impl Harness {
@@ -91,6 +98,11 @@ impl Harness {
             Launch::Ours(serve) => {
                 let mut args = self.placement.serve_args();
                 args.extend(serve);
+                // One set-up at a time, so each can take the same address
+                // in turn (std's listeners set SO_REUSEADDR on Unix).
+                if let Some(live) = &self.live {
+                    args.extend(["--stats-addr".to_string(), live.clone()]);
+                }
                 ServerProcess::start(&args)
             }
             Launch::Node(args) => {
@@ -254,6 +266,7 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
         wait_clients: 1000,
         idle_connections: 0,
         http: false,
+        live: None,
     };
     let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
     let number = |name: &str, value: Option<String>, max: u64| -> Result<u64, Option<String>> {
@@ -291,6 +304,15 @@ fn parse(args: &[OsString]) -> Result<Options, Option<String>> {
                 options.idle_connections =
                     number("--idle-connections", args.next(), 50_000)? as usize
             }
+            "--live" => {
+                let addr = args.next().unwrap_or_default();
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(Some(format!(
+                        "--live needs HOST:PORT, such as 127.0.0.1:9000, not '{addr}'"
+                    )));
+                }
+                options.live = Some(addr);
+            }
             other => return Err(Some(unknown_argument(other))),
         }
     }
@@ -316,6 +338,7 @@ fn run(options: &Options) -> io::Result<()> {
         placement,
         node,
         quick: options.quick,
+        live: options.live.clone(),
     };
     let h = &harness;
     let limit = loadgen::raise_open_file_limit();

@@ -440,3 +440,51 @@ fn every_binary_accepts_its_documented_help_flag() {
     assert!(Binary::EventLoop.accepts("--max-connections"));
     assert!(!Binary::ThreadPool.accepts("--max-connections"));
 }
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped except
+/// `-` and `_`, spaces made `-`.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn the_live_pages_lesson_links_name_headings_that_exist() {
+    let root = repo_root();
+    let page = std::fs::read_to_string(root.join("shared/src/live/page.html")).expect("the page");
+    let lesson = std::fs::read_to_string(root.join("docs/LESSON.md")).expect("the lesson");
+    let anchors: Vec<String> = lesson
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| anchor_of(heading.trim_start_matches('#')))
+        .collect();
+    let marker = "docs/LESSON.md#";
+    let linked: Vec<&str> = page
+        .match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &page[at + marker.len()..];
+            let end = rest.find(['"', '<', ' ']).unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    assert!(
+        linked.len() >= 4,
+        "the page links each panel to the lesson: {linked:?}"
+    );
+    for anchor in linked {
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "the live page links docs/LESSON.md#{anchor}, a heading the lesson does not have"
+        );
+    }
+    assert_eq!(
+        anchor_of("Stage 3: a pool sized to the cores"),
+        "stage-3-a-pool-sized-to-the-cores"
+    );
+    assert_eq!(anchor_of("Little's law"), "littles-law");
+}

@@ -61,19 +61,14 @@ impl Clock {
         })
     }
 
-    /// The timeout for `poll`: none without timers, zero when work is left
-    /// over from this turn; else whole milliseconds that end before the
-    /// next deadline, and under the last millisecond the precise timer.
-    pub(crate) fn poll_timeout(
-        &mut self,
-        next: Option<Instant>,
-        work_left: bool,
-    ) -> Option<Duration> {
-        if work_left {
-            return Some(Duration::ZERO);
-        }
+    /// The timeout for `poll` at `now`: none without timers; else whole
+    /// milliseconds that end before the next deadline, and under the last
+    /// millisecond the precise timer. (A turn with work left over polls
+    /// with a zero timeout and does not ask.) `now` is the loop's own clock
+    /// read, which also times its utilisation (live.rs).
+    pub(crate) fn poll_timeout(&mut self, next: Option<Instant>, now: Instant) -> Option<Duration> {
         let next = next?;
-        let left = next.saturating_duration_since(Instant::now());
+        let left = next.saturating_duration_since(now);
         if left >= MILLISECOND || left.is_zero() || !precise::AVAILABLE {
             return Some(rounded_for_poll(left));
         }
@@ -201,12 +196,11 @@ mod tests {
         let poll = mio::Poll::new().expect("a poll");
         let mut clock = Clock::new(poll.registry(), Token(9)).expect("a clock");
         let soon = Instant::now() + Duration::from_micros(9_700);
-        let timeout = clock.poll_timeout(Some(soon), false);
+        let timeout = clock.poll_timeout(Some(soon), Instant::now());
         if precise::AVAILABLE {
             assert!(timeout.is_some_and(|t| t <= Duration::from_millis(9)));
         }
-        assert_eq!(clock.poll_timeout(None, false), None);
-        assert_eq!(clock.poll_timeout(None, true), Some(Duration::ZERO));
+        assert_eq!(clock.poll_timeout(None, Instant::now()), None);
     }
 
     #[test]
@@ -216,7 +210,7 @@ mod tests {
         let at = Instant::now() + Duration::from_micros(300);
         let mut events = mio::Events::with_capacity(4);
         while Instant::now() < at {
-            let timeout = clock.poll_timeout(Some(at), false);
+            let timeout = clock.poll_timeout(Some(at), Instant::now());
             poll.poll(&mut events, timeout).expect("poll");
         }
         if precise::AVAILABLE {

@@ -18,6 +18,7 @@
 //! (state.rs), so nothing here needs a lock.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::{Poll, Registry};
@@ -26,6 +27,7 @@ use shared::panics::Answerer;
 use shared::stats::Counters;
 
 use crate::config::Config;
+use crate::live::Window;
 use crate::offload::Offload;
 use crate::state::{LoopShared, Shared};
 use crate::timers::Timers;
@@ -43,6 +45,8 @@ pub(crate) struct Context {
     /// `--offload-workers` above 0: where image jobs go instead of inline.
     pub(crate) offload: Option<Arc<Offload>>,
     pub(crate) scratch: ImageScratch,
+    /// This loop's current second of utilisation and lateness (live.rs).
+    pub(crate) window: Window,
     /// Database queries on `timers`, mirrored into this loop's
     /// `db_waiting` for `STATS`.
     db_waiting: u64,
@@ -56,6 +60,7 @@ impl Context {
         offload: Option<Arc<Offload>>,
     ) -> Self {
         Context {
+            window: Window::new(shared.started),
             index,
             shared,
             poll,
@@ -78,6 +83,18 @@ impl Context {
     /// This loop's part of the shared state.
     pub(crate) fn mine(&self) -> &LoopShared {
         &self.shared.loops[self.index]
+    }
+
+    /// The loop is about to wait in `poll` (live.rs).
+    pub(crate) fn entering_poll(&mut self, now: Instant) {
+        let published = &self.shared.loops[self.index].live;
+        self.window.entering_poll(now, published);
+    }
+
+    /// `poll` returned (live.rs).
+    pub(crate) fn left_poll(&mut self, now: Instant) {
+        let published = &self.shared.loops[self.index].live;
+        self.window.left_poll(now, published);
     }
 
     /// Counts database queries in and out of the timer heap.

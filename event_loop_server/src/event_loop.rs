@@ -3,6 +3,7 @@
 //! ```text
 //!   ┌─────────────────────────────── one turn ───────────────────────────────┐
 //!   │ poll(timeout: to the next timer, 0 if work is left over)      clock.rs │
+//!   │   the clock read before and after it times utilisation         live.rs │
 //!   │ each event, by what its token is for:                        tokens.rs │
 //!   │   Clock      ─▶ nothing: the precise timer (a timerfd) only   clock.rs │
 //!   │                 wakes us in time for the next timer                    │
@@ -48,7 +49,7 @@
 use std::io::{self, ErrorKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -144,8 +145,18 @@ impl<C: Connections> EventLoop<C> {
         loop {
             let next_timer = self.ctx.timers.next_deadline();
             let work_left = self.connections.work_left() || !self.ctx.accepted.is_empty();
-            let timeout = self.clock.poll_timeout(next_timer, work_left);
-            if let Err(e) = self.ctx.poll.poll(&mut events, timeout) {
+            let timeout = if work_left {
+                Some(Duration::ZERO)
+            } else {
+                // The one clock read before poll: the timeout and the
+                // utilisation both use it (live.rs).
+                let now = Instant::now();
+                self.ctx.entering_poll(now);
+                self.clock.poll_timeout(next_timer, now)
+            };
+            let polled = self.ctx.poll.poll(&mut events, timeout);
+            self.ctx.left_poll(Instant::now());
+            if let Err(e) = polled {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }

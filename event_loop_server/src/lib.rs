@@ -22,7 +22,9 @@
 //! 7. `offload.rs`: a thread pool for CPU work beside the loops;
 //!    `state.rs`: what the loops share; `server.rs`: starting and stopping
 //!    them; `config.rs`: the settings and their flags.
-//! 8. `--style async`, the same loop with each connection an `async fn`:
+//! 8. `live.rs`: each loop's utilisation and timer lateness per second,
+//!    for the live view (`shared::live`).
+//! 9. `--style async`, the same loop with each connection an `async fn`:
 //!    `connections.rs` (what the loop asks of either style) and
 //!    `machines.rs`; `session.rs`, the connection; `leaf.rs`, the futures
 //!    it waits on; `in_order.rs`, pipelining; `executor.rs` and
@@ -48,6 +50,7 @@ mod executor;
 mod executor_model;
 mod in_order;
 mod leaf;
+mod live;
 mod machines;
 mod offload;
 mod reactor;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use shared::image::{ImageJob, ImageScratch};
 use shared::panics::answer_caught;
 use shared::protocol::response;
-use worker_pool::WorkerPool;
+use worker_pool::{PoolLoad, WorkerPool};
 
 use crate::leaf::OneShot;
 use crate::slab::ConnectionId;
@@ -85,6 +85,11 @@ impl Offload {
             },
         )?;
         Ok(Offload { pool })
+    }
+
+    /// The pool's queue and busy workers, for the live view.
+    pub(crate) fn load(&self) -> PoolLoad {
+        self.pool.load()
     }
 
     /// Hands a job to the pool; `false` if its queue is full.

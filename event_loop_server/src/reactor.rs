@@ -48,6 +48,9 @@ pub(crate) struct Env {
     scratch: RefCell<ImageScratch>,
     /// Timers asked for during this poll, for the loop's heap.
     wake_at: RefCell<Vec<(Instant, Waker)>>,
+    /// Database replies made during this poll (due, made), for the loop's
+    /// per-second lateness (live.rs).
+    late: RefCell<Vec<(Instant, Instant)>>,
     /// Turns of the loop so far: a connection's budget is per turn.
     pub(crate) turn: Cell<u64>,
     db_waiting: Cell<u64>,
@@ -71,9 +74,9 @@ impl Env {
     }
 
     pub(crate) fn db_replied(&self, due: Instant) {
-        self.shared.loops[self.index]
-            .lateness
-            .record(due, Instant::now());
+        let now = Instant::now();
+        self.shared.loops[self.index].lateness.record(due, now);
+        self.late.borrow_mut().push((due, now));
     }
 
     fn db_waiting_changed(&self, by: i64) {
@@ -145,6 +148,7 @@ impl Connections for Reactor {
                 offload: ctx.offload.clone(),
                 scratch: RefCell::new(ImageScratch::new()),
                 wake_at: RefCell::new(Vec::new()),
+                late: RefCell::new(Vec::new()),
                 turn: Cell::new(0),
                 db_waiting: Cell::new(0),
             }),
@@ -226,6 +230,9 @@ impl Connections for Reactor {
             for (at, waker) in env.wake_at.borrow_mut().drain(..) {
                 ctx.timers.add(at, Timer::Wake { conn: id, waker });
             }
+            for (due, made) in env.late.borrow_mut().drain(..) {
+                ctx.window.record_late(due, made);
+            }
         });
         for (id, ending) in finished {
             let reason = match ending {
@@ -282,10 +289,13 @@ impl Env {
                 counters: Counters::default(),
                 db_waiting: Counter::default(),
                 lateness: Lateness::default(),
+                live: crate::live::Published::default(),
                 waker: Arc::new(waker),
                 handoff: mpsc::channel().0,
                 done: mpsc::channel().0,
             }],
+            started: Instant::now(),
+            offload_load: std::sync::OnceLock::new(),
         });
         Env {
             shared,
@@ -293,6 +303,7 @@ impl Env {
             offload: None,
             scratch: RefCell::new(ImageScratch::new()),
             wake_at: RefCell::new(Vec::new()),
+            late: RefCell::new(Vec::new()),
             turn: Cell::new(0),
             db_waiting: Cell::new(0),
         }

@@ -12,16 +12,20 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
 use shared::cli::RunningServer;
+use shared::live::Monitor;
 use shared::stats::{Counter, Counters, Lateness};
 
 use crate::config::{Config, Style};
 use crate::context::Context;
 use crate::event_loop::EventLoop;
+use crate::live::{self, Published};
 use crate::machines::Machines;
 use crate::offload::Offload;
 use crate::reactor::Reactor;
@@ -34,6 +38,10 @@ pub struct ServerHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<u64>>,
+    /// The live view's own thread (`--stats-addr`): a page served by the
+    /// loops would freeze with them during an inline job, the very moment
+    /// worth seeing (shared::live).
+    monitor: Option<Monitor>,
 }
 
 /// Binds and starts the loops, each on its own thread; returns at once.
@@ -51,6 +59,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             counters: Counters::default(),
             db_waiting: Counter::default(),
             lateness: Lateness::default(),
+            live: Published::default(),
             waker: Arc::new(Waker::new(poll.registry(), Target::Waker.token())?),
             handoff,
             done,
@@ -62,16 +71,31 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         config,
         stopping: AtomicBool::new(false),
         loops,
+        started: Instant::now(),
+        offload_load: OnceLock::new(),
     });
     let offload = match shared.config.offload_workers {
         0 => None,
         workers => Some(Arc::new(Offload::start(workers, Arc::clone(&shared))?)),
+    };
+    if let Some(offload) = &offload {
+        let _ = shared.offload_load.set(offload.load());
+    }
+    let monitor = match shared.config.common.stats_addr {
+        Some(stats_addr) => {
+            let watched = Arc::clone(&shared);
+            Some(Monitor::start(stats_addr, move || {
+                live::stats_json(&watched)
+            })?)
+        }
+        None => None,
     };
     let mut listener = Some(listener);
     let mut handle = ServerHandle {
         addr,
         shared: Arc::clone(&shared),
         threads: Vec::new(),
+        monitor,
     };
     for (index, (poll, (handed, finished))) in polls.into_iter().zip(inboxes).enumerate() {
         let ctx = Context::new(index, Arc::clone(&shared), poll, offload.clone());
@@ -114,10 +138,18 @@ impl ServerHandle {
         self.addr
     }
 
+    /// Where `/live` is served, with `--stats-addr`.
+    pub fn stats_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(Monitor::local_addr)
+    }
+
     /// Stops accepting, answers every request already received (database
     /// queries still on their timers included), flushes, closes, and returns
     /// how many responses the drain sent.
     pub fn shutdown(self) -> u64 {
+        if let Some(monitor) = self.monitor {
+            monitor.stop();
+        }
         self.shared.stopping.store(true, Ordering::SeqCst);
         for each in &self.shared.loops {
             let _ = each.waker.wake(); // an error: that loop is gone already
@@ -130,6 +162,10 @@ impl ServerHandle {
 impl RunningServer for ServerHandle {
     fn local_addr(&self) -> SocketAddr {
         ServerHandle::local_addr(self)
+    }
+
+    fn stats_addr(&self) -> Option<SocketAddr> {
+        ServerHandle::stats_addr(self)
     }
 
     fn shutdown(self) -> u64 {

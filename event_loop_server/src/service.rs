@@ -65,7 +65,9 @@ fn answer_uncaught(
 
 /// A database query's timer fired: its reply, counted out of the heap.
 pub(crate) fn db_reply(ctx: &mut Context, due: Instant, id: u64) -> String {
-    ctx.mine().lateness.record(due, Instant::now());
+    let now = Instant::now();
+    ctx.mine().lateness.record(due, now);
+    ctx.window.record_late(due, now);
     ctx.db_waiting_changed(-1);
     response::db(id, shared::db::value(id))
 }

@@ -10,13 +10,15 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Waker;
 use shared::stats::{stats_line, Counter, Counters, Lateness};
 
 use crate::config::Config;
+use crate::live::Published;
 use crate::slab::ConnectionId;
 
 /// What every loop of one server shares, behind one `Arc`.
@@ -26,6 +28,12 @@ pub(crate) struct Shared {
     pub(crate) stopping: AtomicBool,
     /// Loop `i`'s part is `loops[i]`.
     pub(crate) loops: Vec<LoopShared>,
+    /// When the server started: uptime, and second 0 of every loop's
+    /// per-second window (live.rs).
+    pub(crate) started: Instant,
+    /// The offload pool's queue and busy workers, for the live view; set
+    /// once the pool exists (its workers need `Shared` first).
+    pub(crate) offload_load: OnceLock<worker_pool::PoolLoad>,
 }
 
 /// One loop's mailboxes and numbers, as the other threads see them. Aligned
@@ -41,6 +49,8 @@ pub(crate) struct LoopShared {
     pub(crate) db_waiting: Counter,
     /// How late this loop's database replies left.
     pub(crate) lateness: Lateness,
+    /// This loop's last whole second, for the live view (live.rs).
+    pub(crate) live: Published,
     /// Interrupts this loop's `poll` from another thread: the only way into
     /// a thread that may be waiting for events with no timeout. Three
     /// reasons share it: shutdown, a connection handed over, an offloaded

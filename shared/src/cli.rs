@@ -43,6 +43,11 @@ pub const COMMON_FLAGS: &[Flag] = &[
         help: "close a connection whose output makes no progress for N seconds [30]",
     },
     Flag {
+        name: "stats-addr",
+        value: "HOST:PORT",
+        help: "serve the live view (GET /live, GET /stats.json) on this address too [off]",
+    },
+    Flag {
         name: "db-delay-ms",
         value: "N",
         help: "delay of `DB <id>` without a delay, 0 to 10000 [50]",
@@ -134,6 +139,9 @@ pub struct CommonConfig {
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
     pub default_db_delay: Duration,
+    /// Where the monitoring thread serves `/live` (`shared::live`); `None`:
+    /// no monitoring thread.
+    pub stats_addr: Option<SocketAddr>,
 }
 
 impl CommonConfig {
@@ -144,6 +152,7 @@ impl CommonConfig {
             idle_timeout: limits::DEFAULT_IDLE_TIMEOUT,
             write_timeout: limits::DEFAULT_WRITE_TIMEOUT,
             default_db_delay: Duration::from_millis(limits::DEFAULT_DB_DELAY_MS),
+            stats_addr: None,
         }
     }
 
@@ -156,7 +165,10 @@ impl CommonConfig {
     pub fn from_flags(flags: &ParsedFlags, default_addr: SocketAddr) -> Result<Self, CliError> {
         let mut config = CommonConfig::new(default_addr);
         if let Some(text) = flags.text("addr") {
-            config.addr = resolve(text)?;
+            config.addr = resolve("addr", text)?;
+        }
+        if let Some(text) = flags.text("stats-addr") {
+            config.stats_addr = Some(resolve("stats-addr", text)?);
         }
         let day = 24 * 60 * 60;
         if let Some(secs) = flags.number("idle-timeout-secs", 1u64, day)? {
@@ -172,10 +184,10 @@ impl CommonConfig {
     }
 }
 
-fn resolve(text: &str) -> Result<SocketAddr, CliError> {
+fn resolve(flag: &str, text: &str) -> Result<SocketAddr, CliError> {
     let invalid = || {
         CliError::Invalid(format!(
-            "--addr must be HOST:PORT, such as 127.0.0.1:7878, not '{text}'"
+            "--{flag} must be HOST:PORT, such as 127.0.0.1:7878, not '{text}'"
         ))
     };
     text.to_socket_addrs()
@@ -187,6 +199,11 @@ fn resolve(text: &str) -> Result<SocketAddr, CliError> {
 /// What [`ServerCommand`] needs of a running server.
 pub trait RunningServer {
     fn local_addr(&self) -> SocketAddr;
+    /// Where the live view is served, if `--stats-addr` was given (a
+    /// server without a live view keeps this default).
+    fn stats_addr(&self) -> Option<SocketAddr> {
+        None
+    }
     /// Stops accepting, answers every request already read, closes every
     /// connection, and returns how many responses that drain sent.
     fn shutdown(self) -> u64;
@@ -286,6 +303,9 @@ impl<C, S: RunningServer> ServerCommand<C, S> {
         let mut stdout = io::stdout();
         // Scripts wait for this line to learn the port, so it goes out now.
         let _ = writeln!(stdout, "listening on {}", server.local_addr());
+        if let Some(stats) = server.stats_addr() {
+            let _ = writeln!(stdout, "live view on http://{stats}/live");
+        }
         let _ = stdout.flush();
 
         signals.forever().next();

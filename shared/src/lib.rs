@@ -18,6 +18,7 @@ pub mod image;
 pub mod limits;
 pub mod linger;
 pub mod listen;
+pub mod live;
 pub mod panics;
 pub mod protocol;
 pub mod socket;

@@ -124,9 +124,15 @@ pub fn stats_line<'a>(
     )
 }
 /// Width of one bucket of the lateness histogram.
-const BUCKET_MICROS: u64 = 25;
+pub const BUCKET_MICROS: u64 = 25;
 /// 25 µs buckets up to 10 ms; later ones share the last bucket.
-const BUCKETS: usize = 400;
+pub const BUCKETS: usize = 400;
+
+/// The bucket a reply `micros` late falls in. The event loop's per-second
+/// window (event_loop_server's live.rs) counts in the same buckets.
+pub fn lateness_bucket(micros: u64) -> usize {
+    ((micros / BUCKET_MICROS) as usize).min(BUCKETS - 1)
+}
 
 /// A histogram of how late database replies leave (a loop's timer firing,
 /// or a pool worker's `thread::sleep` returning), in 25 µs buckets. Any
@@ -146,8 +152,7 @@ impl Default for Lateness {
 impl Lateness {
     pub fn record(&self, due: Instant, fired: Instant) {
         let micros = fired.saturating_duration_since(due).as_micros() as u64;
-        let bucket = ((micros / BUCKET_MICROS) as usize).min(BUCKETS - 1);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.buckets[lateness_bucket(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The `quantile` (0 to 1) of every histogram given, merged, in µs: the

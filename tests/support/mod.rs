@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use shared::cli::CommonConfig;
 
+pub mod live;
+
 /// How long any single read in a test may wait before the test fails.
 pub const READ_LIMIT: Duration = Duration::from_secs(10);
 
@@ -43,6 +45,8 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
     pub offload_workers: Option<usize>,
+    /// Start the live view's monitoring thread on a port of its own.
+    pub live: bool,
 }
 
 pub enum TestServer {
@@ -62,6 +66,9 @@ pub fn start_with(model: Model, options: &Options) -> TestServer {
     }
     if let Some(write) = options.write_timeout {
         common.write_timeout = write;
+    }
+    if options.live {
+        common.stats_addr = Some(addr);
     }
     match model {
         Model::ThreadPool => {
@@ -102,6 +109,15 @@ impl TestServer {
             TestServer::ThreadPool(handle) => handle.as_ref().unwrap().local_addr(),
             TestServer::EventLoop(handle) => handle.as_ref().unwrap().local_addr(),
         }
+    }
+
+    /// Where `/live` and `/stats.json` are served (`Options::live`).
+    pub fn stats_addr(&self) -> SocketAddr {
+        let addr = match self {
+            TestServer::ThreadPool(handle) => handle.as_ref().unwrap().stats_addr(),
+            TestServer::EventLoop(handle) => handle.as_ref().unwrap().stats_addr(),
+        };
+        addr.expect("the server was started with Options::live")
     }
 
     pub fn connect(&self) -> Client {

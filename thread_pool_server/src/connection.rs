@@ -24,6 +24,7 @@ use shared::protocol::{response, Incoming, Request, RequestReader, Work};
 use shared::socket::try_now;
 use shared::stats::{stats_line, CloseReason, Counters};
 
+use crate::live::WorkerState;
 use crate::state::Shared;
 
 /// Past this much unsent output, write before answering more.
@@ -99,6 +100,7 @@ impl Connection<'_> {
             socket
                 .set_read_timeout(Some(self.idle_deadline - now))
                 .map_err(|_| CloseReason::Failed)?;
+            self.show(WorkerState::Reading);
             match try_now(|| reader.read_from(&mut socket)) {
                 Ok(Some(0)) => {
                     // The client half-closed: its last line may lack a `\n`.
@@ -154,7 +156,10 @@ impl Connection<'_> {
                 ],
                 &[],
             ),
-            Request::Image(job) => response::run_image(self.scratch, &job, Some(self.worker)),
+            Request::Image(job) => {
+                self.show(WorkerState::Computing);
+                response::run_image(self.scratch, &job, Some(self.worker))
+            }
             Request::Db { id, delay_ms } => {
                 let delay = delay_ms.map_or(
                     self.shared.config.common.default_db_delay,
@@ -163,6 +168,7 @@ impl Connection<'_> {
                 // A blocking database driver does exactly this: the thread
                 // waits, and serves no one else meanwhile.
                 let due = Instant::now() + delay;
+                self.show(WorkerState::AsleepInDb);
                 thread::sleep(delay);
                 self.shared.lateness.record(due, Instant::now());
                 response::db(id, shared::db::value(id))
@@ -170,11 +176,17 @@ impl Connection<'_> {
         }
     }
 
+    /// What this worker is doing, for the live view: one relaxed store.
+    fn show(&self, state: WorkerState) {
+        self.shared.worker_states.set(self.worker, state);
+    }
+
     /// Writes what is waiting. With a write timeout set, a client that stops
     /// reading makes this give up after `--write-timeout-secs` instead of
     /// blocking the worker for ever: counted as an idle close.
     fn flush(&mut self) -> Result<(), CloseReason> {
         if !self.out.is_empty() {
+            self.show(WorkerState::Writing);
             let mut socket = self.stream;
             match try_now(|| socket.write_all(&self.out)) {
                 Ok(Some(())) => self.out.clear(),

@@ -9,6 +9,9 @@
 //! 3. `connection.rs`: what a worker does with one connection.
 //! 4. `state.rs`: what the acceptor, the workers and the handle share;
 //!    `config.rs`: the settings and their flags.
+//! 5. `live.rs`: each worker's state, for the live view (`shared::live`),
+//!    served by a monitoring thread so that it loads when every worker is
+//!    busy.
 //!
 //! The model wins when the work is computing: N workers on N cores run N
 //! image jobs at once. It loses when the work is waiting: a worker asleep on
@@ -17,6 +20,7 @@
 
 mod config;
 mod connection;
+mod live;
 mod server;
 mod state;
 

@@ -28,12 +28,14 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use shared::image::ImageScratch;
+use shared::live::Monitor;
 use shared::protocol::dialect;
 use shared::socket::{lost_arrival, try_now};
 use worker_pool::WorkerPool;
 
 use crate::config::Config;
 use crate::connection;
+use crate::live::{self, WorkerState};
 use crate::state::{Accepted, Shared};
 
 /// A running server. Dropping it without `shutdown` leaves it running until
@@ -42,6 +44,9 @@ pub struct ServerHandle {
     addr: SocketAddr,
     shared: Arc<Shared>,
     acceptor: JoinHandle<WorkerPool<Accepted>>,
+    /// The live view's own thread (`--stats-addr`): shared::live says why
+    /// it is not served by the workers.
+    monitor: Option<Monitor>,
 }
 
 /// Binds, starts the workers and the acceptor, and returns at once.
@@ -56,10 +61,20 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         config.queue,
         move |worker, scratch: &mut ImageScratch, accepted: Accepted| {
             connection::serve(&accepted.stream, &worker_shared, scratch, worker);
+            worker_shared.worker_states.set(worker, WorkerState::Idle);
             worker_shared.forget(accepted.id);
         },
     )?;
     shared.set_queued_counter(pool.queued_counter());
+    let monitor = match config.common.stats_addr {
+        Some(stats_addr) => {
+            let watched = Arc::clone(&shared);
+            Some(Monitor::start(stats_addr, move || {
+                live::stats_json(&watched)
+            })?)
+        }
+        None => None,
+    };
     let acceptor_shared = Arc::clone(&shared);
     let acceptor = thread::Builder::new()
         .name("acceptor".into())
@@ -69,6 +84,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         addr,
         shared,
         acceptor,
+        monitor,
     })
 }
 
@@ -145,10 +161,18 @@ impl ServerHandle {
         self.addr
     }
 
+    /// Where `/live` is served, with `--stats-addr`.
+    pub fn stats_addr(&self) -> Option<SocketAddr> {
+        self.monitor.as_ref().map(Monitor::local_addr)
+    }
+
     /// Stops accepting, lets every worker answer what its connection has
     /// already sent, joins every thread, and returns how many responses were
     /// sent during the drain.
     pub fn shutdown(self) -> u64 {
+        if let Some(monitor) = self.monitor {
+            monitor.stop();
+        }
         let answered_before = self.shared.counters.requests_answered.get();
         self.shared.stopping.store(true, Ordering::SeqCst);
         // Wake the acceptor. If even this connect fails (no descriptors
@@ -177,6 +201,10 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
 impl shared::cli::RunningServer for ServerHandle {
     fn local_addr(&self) -> SocketAddr {
         ServerHandle::local_addr(self)
+    }
+
+    fn stats_addr(&self) -> Option<SocketAddr> {
+        ServerHandle::stats_addr(self)
     }
 
     fn shutdown(self) -> u64 {

@@ -1,5 +1,6 @@
 //! What the acceptor, the workers and the server's handle share: the
-//! config, the `STATS` counters, and every open connection.
+//! config, the `STATS` counters, every open connection, and what each
+//! worker is doing (for the live view).
 //!
 //! One `Arc<Shared>` for the whole server. The counters are atomics and the
 //! map of open connections is behind a lock taken once per connection
@@ -9,11 +10,13 @@ use std::collections::HashMap;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use shared::stats::{Counters, Lateness};
 use shared::sync::lock;
 
 use crate::config::Config;
+use crate::live::WorkerStates;
 
 /// A connection accepted and remembered, on its way to a worker.
 pub(crate) struct Accepted {
@@ -36,11 +39,16 @@ pub(crate) struct Shared {
     /// The pool's count of waiting connections, for `STATS`; set once the
     /// pool exists (the pool's workers need `Shared` first).
     queued: OnceLock<Arc<AtomicUsize>>,
+    /// What each worker is doing, for the live view (live.rs).
+    pub(crate) worker_states: WorkerStates,
+    /// When the server started: `/stats.json`'s uptime.
+    pub(crate) started: Instant,
 }
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Self {
         Shared {
+            worker_states: WorkerStates::new(config.workers),
             config,
             counters: Counters::default(),
             lateness: Lateness::default(),
@@ -48,6 +56,7 @@ impl Shared {
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             queued: OnceLock::new(),
+            started: Instant::now(),
         }
     }
 

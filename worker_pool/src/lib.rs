@@ -64,8 +64,30 @@ struct Shared<J> {
     /// Signalled once per job pushed, and to every worker at shutdown.
     job_ready: Condvar,
     /// Jobs submitted and not yet finished (running or queued): admission
-    /// is decided on this alone.
-    unfinished: AtomicUsize,
+    /// is decided on this alone. Shared with [`PoolLoad`] readers.
+    unfinished: Arc<AtomicUsize>,
+}
+
+/// How loaded a pool is now, for a monitor: two counters the pool keeps
+/// anyway, read with relaxed loads, so watching costs the pool nothing.
+#[derive(Clone)]
+pub struct PoolLoad {
+    queued: Arc<AtomicUsize>,
+    unfinished: Arc<AtomicUsize>,
+}
+
+impl PoolLoad {
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Workers running a job: unfinished jobs that are not queued. The two
+    /// loads are not one instant, so this may be off by a job in flight.
+    pub fn busy(&self) -> usize {
+        let unfinished = self.unfinished.load(Ordering::Relaxed);
+        unfinished.saturating_sub(self.queued())
+    }
 }
 
 struct Queue<J> {
@@ -100,7 +122,7 @@ impl<J: Send + 'static> WorkerPool<J> {
                 closed: false,
             }),
             job_ready: Condvar::new(),
-            unfinished: AtomicUsize::new(0),
+            unfinished: Arc::new(AtomicUsize::new(0)),
         });
         let run = Arc::new(run);
         let mut pool = WorkerPool {
@@ -155,6 +177,14 @@ impl<J: Send + 'static> WorkerPool<J> {
     /// The live count of jobs waiting in the queue.
     pub fn queued_counter(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.queued)
+    }
+
+    /// Queued and running jobs, readable from any thread.
+    pub fn load(&self) -> PoolLoad {
+        PoolLoad {
+            queued: Arc::clone(&self.queued),
+            unfinished: Arc::clone(&self.shared.unfinished),
+        }
     }
 
     /// Closes the queue, lets the workers finish every job already queued,

@@ -16,7 +16,7 @@ pub fn pong() -> String {
 
 pub fn help() -> String {
     "OK commands: PING | HELP | IMAGE <blur|edge> <width> <height> [seed] | \
-     DB <id> [delay_ms] | STATS | QUIT\n"
+     DB <id> [delay_ms] | STATS | QUIT; live view: GET /live on --stats-addr\n"
         .to_string()
 }
 

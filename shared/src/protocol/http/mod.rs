@@ -32,11 +32,13 @@
 //! leaves the connection open.
 
 mod date;
+mod monitor;
 mod response;
 mod route;
 #[cfg(test)]
 mod tests;
 
+pub use monitor::{monitor_answer, MONITOR_INDEX};
 pub(crate) use response::{HttpFraming, Persistence, Status};
 
 use crate::limits::{MAX_HEADER_BYTES, MAX_HEADER_LINES};

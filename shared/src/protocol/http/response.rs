@@ -6,6 +6,9 @@
 //! that a server which has never heard of HTTP still gets a `503` for
 //! `ERR busy: ...` and a `500` for a caught panic.
 //!
+//! The monitoring port's two pages (`/live`, `/stats.json`, monitor.rs) are
+//! framed here too, with their own [`ContentType`].
+//!
 //! Every response carries `Content-Type`, `Content-Length` and `Date`;
 //! `Connection` is added when it says something the client cannot assume
 //! (that the connection closes, or that an HTTP/1.0 connection stays open).
@@ -70,6 +73,25 @@ impl Status {
     }
 }
 
+/// What a body is. Every answer of the two dialects is a line of text; the
+/// monitoring port also sends a page and a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentType {
+    Text,
+    Html,
+    Json,
+}
+
+impl ContentType {
+    fn header(self) -> &'static [u8] {
+        match self {
+            ContentType::Text => b"text/plain; charset=utf-8",
+            ContentType::Html => b"text/html; charset=utf-8",
+            ContentType::Json => b"application/json",
+        }
+    }
+}
+
 /// Whether the connection stays open after a response, and how to say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Persistence {
@@ -96,6 +118,17 @@ impl HttpFraming {
     /// Appends the response for `answer` (one line, `\n` included) to `out`.
     pub(crate) fn encode(&self, answer: &str, out: &mut Vec<u8>) {
         let status = self.status.unwrap_or_else(|| Status::of(answer));
+        self.encode_body(status, ContentType::Text, answer.as_bytes(), out);
+    }
+
+    /// Appends a response with this `status` and a `body` of any type.
+    pub(crate) fn encode_body(
+        &self,
+        status: Status,
+        content_type: ContentType,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         // `write!` into a Vec cannot fail, but pushing pieces keeps this
         // free of any Result to ignore.
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -104,8 +137,10 @@ impl HttpFraming {
         out.extend_from_slice(status.reason().as_bytes());
         out.extend_from_slice(b"\r\nDate: ");
         date::append_now(out);
-        out.extend_from_slice(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
-        out.extend_from_slice(answer.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\nContent-Type: ");
+        out.extend_from_slice(content_type.header());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
         match status {
             Status::MethodNotAllowed => out.extend_from_slice(b"Allow: GET, HEAD\r\n"),
@@ -121,7 +156,7 @@ impl HttpFraming {
         }
         out.extend_from_slice(b"\r\n");
         if !self.head_only {
-            out.extend_from_slice(answer.as_bytes());
+            out.extend_from_slice(body);
         }
     }
 }

@@ -16,8 +16,11 @@ use crate::protocol::{response, Work};
 
 /// The body of `GET /`: what there is to ask for, on one line like every
 /// other answer.
+/// `/live` is not served here but on the monitoring port (`shared::live`),
+/// so the index says where.
 pub(crate) const INDEX: &str = "OK routes: / /ping /help /stats /db/{id}[?delay_ms=N] \
-                                /image/{blur|edge}/{w}/{h}[?seed=S]\n";
+                                /image/{blur|edge}/{w}/{h}[?seed=S]; \
+                                live view: /live on --stats-addr\n";
 
 /// The work for a GET or HEAD of `target`, and the status if it is fixed
 /// already (`None`: read it off the answer, as for any served request).
@@ -43,6 +46,11 @@ pub(crate) fn route(target: &[u8]) -> (Work, Option<Status>) {
         [b"ping"] => (b"PING", vec![], None),
         [b"help"] => (b"HELP", vec![], None),
         [b"stats"] => (b"STATS", vec![], None),
+        // Served by the monitoring thread, never by this port's workers.
+        [b"live"] | [b"stats.json"] => {
+            let answer = "ERR not here: /live and /stats.json are on --stats-addr\n";
+            return answered(answer, Status::NotFound);
+        }
         [b"db", id] => (b"DB", vec![*id], Some("delay_ms")),
         [b"image", op, width, height] => (b"IMAGE", vec![*op, *width, *height], Some("seed")),
         _ => return answered("ERR not found\n", Status::NotFound),
