@@ -51,11 +51,12 @@ on_both_servers! {
         }
         assert_eq!(stats["model"], match model {
             Model::ThreadPool => "thread_pool_server",
-            Model::EventLoop | Model::TwoEventLoops => "event_loop_server",
+            _ => "event_loop_server",
         });
         assert!(stats["uptime_s"].as_f64().is_some_and(|s| s >= 0.0), "{stats}");
         if let Some(loops) = stats["per_loop"].as_array() {
-            let expected = if model == Model::TwoEventLoops { 2 } else { 1 };
+            let two = matches!(model, Model::TwoEventLoops | Model::AsyncTwoEventLoops);
+            let expected = if two { 2 } else { 1 };
             assert_eq!(loops.len(), expected, "{stats}");
             let requests: u64 = loops.iter().map(|l| number(l, "requests")).sum();
             assert_eq!(requests, number(&stats, "requests"));
@@ -162,7 +163,16 @@ fn pool_workers_show_asleep_and_computing() {
 /// Pending timers per loop are the queries waiting on that loop.
 #[test]
 fn loops_show_their_pending_timers() {
-    let server = start_with(Model::TwoEventLoops, &live());
+    pending_timers_per_loop(Model::TwoEventLoops);
+}
+
+#[test]
+fn async_loops_show_their_pending_timers() {
+    pending_timers_per_loop(Model::AsyncTwoEventLoops);
+}
+
+fn pending_timers_per_loop(model: Model) {
+    let server = start_with(model, &live());
     let mut clients: Vec<_> = (0..4).map(|_| server.connect()).collect();
     for (i, client) in clients.iter_mut().enumerate() {
         client.send(format!("DB {i} 3000\n"));
