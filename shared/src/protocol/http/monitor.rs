@@ -1,5 +1,9 @@
 //! The monitoring port's answers: `GET /live`, a page, as `text/html`, and
-//! `GET /stats.json`, the server's figures, as `application/json`.
+//! `GET /stats.json`, the server's figures, as `application/json`; and the
+//! lessons the page links to, `GET /docs/LESSON.md` and
+//! `GET /docs/uk/LESSON.md`, as plain text, so a link clicked on the page
+//! opens the lesson (the heading it names is in the link's text) instead
+//! of a 404.
 //!
 //! These two paths are not routes of the main port (route.rs): they are
 //! answered by a thread of their own on `--stats-addr` (`shared::live`
@@ -14,6 +18,10 @@ use super::split_request_line;
 
 /// The body of `GET /` on the monitoring port.
 pub const MONITOR_INDEX: &str = "OK live view: /live, its figures: /stats.json\n";
+
+/// The lessons the page links to, compiled in beside it.
+const LESSON: &str = include_str!("../../../../docs/LESSON.md");
+const LESSON_UK: &str = include_str!("../../../../docs/uk/LESSON.md");
 
 /// The whole response to the request whose head is `head` (the bytes up to
 /// the empty line, or as much as arrived). `page` is the `/live` page;
@@ -51,6 +59,17 @@ pub fn monitor_answer(head: &[u8], page: &str, stats_json: impl FnOnce() -> Stri
             let text = MONITOR_INDEX.as_bytes();
             framing.encode_body(Status::Ok, ContentType::Text, text, &mut out);
         }
+        b"/docs/LESSON.md" => {
+            framing.encode_body(Status::Ok, ContentType::Text, LESSON.as_bytes(), &mut out);
+        }
+        b"/docs/uk/LESSON.md" => {
+            framing.encode_body(
+                Status::Ok,
+                ContentType::Text,
+                LESSON_UK.as_bytes(),
+                &mut out,
+            );
+        }
         _ => {
             let text = b"ERR not found\n";
             framing.encode_body(Status::NotFound, ContentType::Text, text, &mut out);
@@ -85,5 +104,28 @@ mod tests {
             head.ends_with("Content-Length: 2\r\nConnection: close\r\n\r\n"),
             "{head}"
         );
+    }
+
+    #[test]
+    fn every_lesson_the_page_links_is_served() {
+        let page = crate::live::PAGE;
+        let links: Vec<&str> = page
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| href.starts_with("docs/"))
+            .collect();
+        assert!(!links.is_empty(), "the page links the lesson");
+        for href in links {
+            let path = href.split('#').next().unwrap_or_default();
+            let got = answer(&format!("GET /{path} HTTP/1.1\r\n\r\n"));
+            assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{href}");
+            assert!(
+                got.contains("text/plain") && got.contains("## Stage 1"),
+                "{href}"
+            );
+        }
+        let uk = answer("GET /docs/uk/LESSON.md HTTP/1.1\r\n\r\n");
+        assert!(uk.starts_with("HTTP/1.1 200 OK\r\n") && uk.contains("## Етап 1"));
     }
 }
