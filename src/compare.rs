@@ -105,13 +105,7 @@ impl Harness {
                 }
                 ServerProcess::start(&args)
             }
-            Launch::Node(args) => {
-                let cores = match &self.placement {
-                    Placement::Split { server, .. } => server.as_slice(),
-                    Placement::Shared { .. } => &[],
-                };
-                ServerProcess::start_node(&args, cores)
-            }
+            Launch::Node(args) => ServerProcess::start_node(&args, self.placement.server_pin()),
         }
     }
 

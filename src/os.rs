@@ -72,6 +72,26 @@ pub fn allowed_cores() -> Vec<usize> {
 /// Lets the calling thread, and every thread or process it starts from now
 /// on, run only on `cores`. Threads that already exist keep their mask.
 pub fn pin_to(cores: &[usize]) -> std::io::Result<()> {
+    set_affinity(&cpu_set(cores)?)
+}
+
+/// Makes `command`'s process run only on `cores` from its first
+/// instruction, so threads a runtime starts at once (Node's libuv and V8
+/// threads) inherit the mask too. Setting it after `spawn` would race them.
+pub fn pin_command(command: &mut std::process::Command, cores: &[usize]) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let set = cpu_set(cores)?;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: `set_affinity` makes one
+    // system call on a set built before the fork and copied into the
+    // closure, and reads `errno` on failure; it allocates nothing and takes
+    // no lock.
+    unsafe { command.pre_exec(move || set_affinity(&set)) };
+    Ok(())
+}
+
+/// The set of `cores`, or an error naming one the set cannot hold.
+fn cpu_set(cores: &[usize]) -> std::io::Result<libc::cpu_set_t> {
     // SAFETY: all zeroes is a valid, empty `cpu_set_t`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &core in cores {
@@ -82,40 +102,15 @@ pub fn pin_to(cores: &[usize]) -> std::io::Result<()> {
         // inside the valid local `set`.
         unsafe { libc::CPU_SET(core, &mut set) };
     }
-    // SAFETY: pid 0 is the calling thread; the kernel reads exactly
-    // `size_of::<cpu_set_t>()` bytes from the valid local `set`.
-    if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(set)
 }
 
-/// Makes `command`'s process run only on `cores` from its first
-/// instruction, so threads a runtime starts at once (Node's libuv and V8
-/// threads) inherit the mask too. Setting it after `spawn` would race them.
-pub fn pin_command(command: &mut std::process::Command, cores: &[usize]) -> std::io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: all zeroes is a valid, empty `cpu_set_t`.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &core in cores {
-        if core >= libc::CPU_SETSIZE as usize {
-            return Err(std::io::Error::other(format!("no core {core}")));
-        }
-        // SAFETY: `core` is below `CPU_SETSIZE`: the bit is inside `set`.
-        unsafe { libc::CPU_SET(core, &mut set) };
-    }
-    // SAFETY: the closure runs in the child between fork and exec, where
-    // only async-signal-safe calls are allowed: it makes one system call
-    // (`sched_setaffinity`, a plain syscall wrapper) on a set built before
-    // the fork and copied into the closure, allocates nothing and takes no
-    // lock.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+/// `sched_setaffinity` for the calling thread.
+fn set_affinity(set: &libc::cpu_set_t) -> std::io::Result<()> {
+    // SAFETY: pid 0 is the calling thread; the kernel reads exactly
+    // `size_of::<cpu_set_t>()` bytes from the valid `set`.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

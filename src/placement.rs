@@ -66,12 +66,19 @@ impl Placement {
         }
     }
 
+    /// The cores a server process is pinned to: `None` when sharing.
+    pub fn server_pin(&self) -> Option<&[usize]> {
+        match self {
+            Placement::Split { server, .. } => Some(server),
+            Placement::Shared { .. } => None,
+        }
+    }
+
     /// `--serve` arguments that pin a server process, if any.
     pub fn serve_args(&self) -> Vec<String> {
-        match self {
-            Placement::Split { server, .. } => vec!["--cores".into(), os::cores_label(server)],
-            Placement::Shared { .. } => Vec::new(),
-        }
+        self.server_pin().map_or_else(Vec::new, |cores| {
+            vec!["--cores".into(), os::cores_label(cores)]
+        })
     }
 
     /// The table's footer line.

@@ -67,16 +67,16 @@ impl ServerProcess {
     }
 
     /// Starts the Node.js baseline, `node baselines/node/server.js ARGS
-    /// --addr 127.0.0.1:0`, on `cores` (all allowed, if empty), and waits
+    /// --addr 127.0.0.1:0`, pinned to `pin` if given, and waits
     /// until it listens. Its baseline memory is not measured: the memory
     /// scenario does not run it.
-    pub fn start_node(args: &[String], cores: &[usize]) -> io::Result<ServerProcess> {
+    pub fn start_node(args: &[String], pin: Option<&[usize]>) -> io::Result<ServerProcess> {
         let mut command = Command::new("node");
         command
             .arg(NODE_SERVER)
             .args(args)
             .args(["--addr", "127.0.0.1:0"]);
-        if !cores.is_empty() {
+        if let Some(cores) = pin {
             crate::os::pin_command(&mut command, cores)?;
         }
         let mut process = ServerProcess::spawn(command)?;
