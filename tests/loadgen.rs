@@ -91,6 +91,31 @@ fn threads_account_for_every_request_and_share_one_counter() {
 }
 
 #[test]
+fn an_open_loop_stops_at_the_request_limit() {
+    let (addr, seen) = recording_server();
+    let spec = LoadSpec {
+        threads: 2,
+        arrivals: Arrivals::Open { rate: 2000.0 },
+        max_requests: Some(500),
+        ..LoadSpec::new(
+            addr,
+            4,
+            Workload::from_template("ECHO {i}"),
+            Duration::from_secs(30),
+        )
+    };
+    let report = loadgen::run(&spec).expect("load runs");
+    assert_eq!((report.sent, report.answered, report.errors), (500, 500, 0));
+    let mut ids = seen.lock().expect("no test thread panicked").clone();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..500).collect::<Vec<u64>>(),
+        "each i sent exactly once"
+    );
+}
+
+#[test]
 fn threads_are_never_more_than_clients() {
     let (addr, _seen) = recording_server();
     let spec = LoadSpec {

@@ -122,6 +122,15 @@ struct Run<'a> {
     chunk: Box<[u8]>,
 }
 
+impl Run<'_> {
+    /// Stops sending now (the duration, the stop flag, the request limit,
+    /// or no client left): answers then have `grace` to arrive.
+    fn stop_sending_at(&mut self, now: Instant) {
+        self.sending = false;
+        self.stop_sending = self.stop_sending.min(now);
+    }
+}
+
 /// Runs this thread's share of the load. Every thread reaches `ready` once,
 /// error or not, so no thread waits forever on one that failed.
 pub(super) fn run(
@@ -164,7 +173,7 @@ pub(super) fn run(
             connect_time: started - connecting_since,
             started,
             last_answer: started,
-            sending_end: started + spec.duration,
+            sending_end: started,
             histogram,
             cpu_secs: 0.0,
             window: Duration::ZERO,
@@ -176,7 +185,6 @@ pub(super) fn run(
     };
     let mut schedule = share.rate.map(|rate| Schedule::new(started, rate));
     let mut next_client = 0usize;
-    let mut give_up = run.stop_sending + spec.grace;
     // Readiness is edge-triggered: whatever arrived while connecting (an
     // `ERR busy`, say) had its event already. Drive every client once.
     for client in clients.iter_mut() {
@@ -193,15 +201,15 @@ pub(super) fn run(
                     break;
                 };
                 if !send_due(&mut clients, &mut next_client, &mut run, due) {
-                    run.sending = false; // no client left to send on
+                    run.stop_sending_at(now); // no client left, or the limit
                 }
             }
         }
         if run.sending && (now >= run.stop_sending || stopped(spec)) {
-            run.sending = false;
-            run.stop_sending = run.stop_sending.min(now);
-            give_up = run.stop_sending + spec.grace;
+            run.stop_sending_at(now);
         }
+        // Answers may still come this long after sending stopped.
+        let give_up = run.stop_sending + spec.grace;
         if (!run.sending && run.tally.in_flight == 0 && !any_connecting(&clients)) || now >= give_up
         {
             break;
@@ -360,7 +368,8 @@ fn connect_paced(spec: &LoadSpec, share: &Share, poll: &mut Poll) -> io::Result<
 }
 
 /// Hands one request, due at `due`, to the next open client (round robin)
-/// and writes it; `false` when no client is open to take it.
+/// and writes it; `false` when no client is open to take it, or the
+/// request limit is reached.
 fn send_due(clients: &mut [Client], next: &mut usize, run: &mut Run, due: Instant) -> bool {
     let count = clients.len();
     for _ in 0..count {
@@ -368,6 +377,9 @@ fn send_due(clients: &mut [Client], next: &mut usize, run: &mut Run, due: Instan
         *next = (*next + 1) % count;
         if matches!(client.link, Link::Open(_)) {
             let i = run.shared.next_i.fetch_add(1, Ordering::Relaxed);
+            if run.spec.max_requests.is_some_and(|max| i >= max) {
+                return false;
+            }
             queue_request(client, &mut run.tally, run.spec, i, due);
             write_or_close(client, &mut run.tally);
             return true;
@@ -427,21 +439,21 @@ fn drive(client: &mut Client, run: &mut Run, until: ReadUntil) {
         let since = if client.sent_any || run.spec.connect == Connect::Paced {
             Instant::now()
         } else {
-            tally.started
+            run.tally.started
         };
         for _ in 0..run.spec.pipeline.max(1) {
             let i = run.shared.next_i.fetch_add(1, Ordering::Relaxed);
             if run.spec.max_requests.is_some_and(|max| i >= max) {
-                run.sending = false;
+                run.stop_sending_at(Instant::now());
                 break;
             }
-            queue_request(client, tally, run.spec, i, since);
+            queue_request(client, &mut run.tally, run.spec, i, since);
         }
     }
     if !alive {
-        lose_outstanding(client, tally);
+        lose_outstanding(client, &mut run.tally);
     } else {
-        write_or_close(client, tally);
+        write_or_close(client, &mut run.tally);
     }
 }
 
