@@ -110,8 +110,9 @@ pub const SATURATED: f64 = 0.9;
 
 /// Threads when none are asked for: half the cores this process may run
 /// on, at least one. Why half: on the line protocol a request costs the
-/// generator about what it costs the server (11-13 µs of CPU each, measured
-/// with `scripts/side_by_side.sh`), so on a machine the two share, an even
+/// generator about what it costs the server (`PING` from 50 clients on one
+/// loop: 4.1-4.4 µs of generator CPU and 4.1-4.4 µs of server CPU per
+/// request, docs/RESULTS.md), so on a machine the two share, an even
 /// split keeps either from waiting on the other. With the comparison's
 /// pinning the generator has cores of its own, and takes one thread each.
 pub fn default_threads() -> usize {
